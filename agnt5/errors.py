@@ -1,0 +1,157 @@
+"""The one exception hierarchy of agnt5: every error agnt5 raises derives from `Agnt5Error`.
+
+Errors that describe bad input also derive from the matching builtin (`ValueError`, `TypeError`,
+`KeyError`), so code written against the builtins keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Agnt5Error(Exception):
+    """Base class of every agnt5 error."""
+
+
+# --- configuration and storage -------------------------------------------------------------------
+
+
+class ConfigurationError(Agnt5Error, ValueError):
+    """A setting (database URL, model name, environment variable) is invalid."""
+
+
+class StoreError(Agnt5Error):
+    """The storage backend failed (I/O error, locked database, lost connection)."""
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer agnt5 whose schema this version does not know."""
+
+
+# --- sessions ------------------------------------------------------------------------------------
+
+
+class SessionError(Agnt5Error):
+    """Base class of session errors."""
+
+
+class SessionNotFoundError(SessionError, KeyError):
+    """No session with that id exists in the store."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class SessionConflictError(SessionError, ValueError):
+    """A Session object disagrees with the stored session of the same id (app or user)."""
+
+
+class ImmutableSessionError(SessionError):
+    """The session's retention policy makes it immutable: it cannot be pruned, cleared or deleted."""
+
+
+class MessageValidationError(SessionError, ValueError):
+    """A message is malformed; `field` names the offending field (dotted path)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"invalid message: {field}: {problem}")
+
+
+class StateScopeError(SessionError, ValueError):
+    """An unknown state scope, or `user` scope on a session that has no user_id."""
+
+
+class RetentionPolicyError(SessionError, ValueError):
+    """A retention policy has an unknown key or an invalid value."""
+
+
+# --- models and agents ---------------------------------------------------------------------------
+
+
+class ModelError(Agnt5Error):
+    """A language-model call failed. `model` and `provider` say which; `status_code` when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        self.model = model
+        self.provider = provider
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class AuthenticationError(ModelError):
+    """The provider refused the API key (HTTP 401/403). Set the provider's API key variable."""
+
+
+class RateLimitError(ModelError):
+    """The provider rate-limited the request (HTTP 429) and retries were exhausted."""
+
+
+class ContextWindowExceededError(ModelError):
+    """The prompt does not fit the model's context window."""
+
+
+class ModelTimeoutError(ModelError, TimeoutError):
+    """The model call timed out."""
+
+
+class ProviderError(ModelError):
+    """The provider failed (5xx, malformed or truncated response, connection error)."""
+
+
+class NetworkDisabledError(ModelError):
+    """A real model request was attempted while network access is disabled (tests, offline mode)."""
+
+
+class AgentError(Agnt5Error):
+    """Base class of agent-run errors."""
+
+
+class MaxTurnsExceeded(AgentError):
+    """The agent used `max_turns` model calls without a final answer; `partial` holds the run so far."""
+
+    def __init__(self, message: str, partial: Any = None) -> None:
+        self.partial = partial
+        super().__init__(message)
+
+
+class OutputValidationError(AgentError, ValueError):
+    """The model's structured output did not validate against `output_type`, even after one retry."""
+
+
+class ToolDefinitionError(AgentError, TypeError):
+    """A function cannot be used as a tool (unsupported signature or annotation)."""
+
+
+# --- pruning -------------------------------------------------------------------------------------
+
+
+class PruneError(SessionError):
+    """A prune could not be applied; the history is unchanged."""
+
+
+class StrategyError(PruneError, ValueError):
+    """Unknown strategy name or invalid strategy parameters."""
+
+
+class TokenBudgetError(PruneError, ValueError):
+    """The protected messages alone (system prompt, newest turn) exceed the token budget."""
+
+
+# --- memory --------------------------------------------------------------------------------------
+
+
+class MemoryError_(Agnt5Error):
+    """Base class of long-term memory errors (named so it does not shadow the builtin MemoryError)."""
+
+
+class EmbeddingError(MemoryError_):
+    """The embedding call failed or returned vectors of the wrong shape; stored memories are intact."""
