@@ -1,0 +1,57 @@
+"""Process-wide settings: the default store (from `AGNT5_DATABASE_URL` or `configure`) and model."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from agnt5.store.base import Store
+from agnt5.store.url import DEFAULT_DATABASE_URL, open_store
+
+DEFAULT_MODEL = "gpt-4o-mini"
+
+_lock = threading.Lock()
+_database_url: str | None = None
+_store: Store | None = None
+
+
+def configure(*, database_url: str | None = None, store: Store | None = None) -> None:
+    """Set the default store for Entity, Session and Memory created without `store=`.
+
+    Takes effect for objects created afterwards; `database_url` overrides `AGNT5_DATABASE_URL`.
+    """
+    global _database_url, _store
+    if database_url is not None and store is not None:
+        raise ValueError("pass database_url or store, not both")
+    with _lock:
+        if database_url is not None:
+            candidate = open_store(database_url)  # validates the URL before replacing anything
+            _database_url, _store = database_url, candidate
+        elif store is not None:
+            _database_url, _store = store.url, store
+
+
+def database_url() -> str:
+    """The URL the default store uses: `configure(...)`, else `AGNT5_DATABASE_URL`, else the default."""
+    return _database_url or os.environ.get("AGNT5_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def default_store() -> Store:
+    """The process-wide default store, opened on first use."""
+    global _store
+    with _lock:
+        if _store is None:
+            _store = open_store(database_url())
+        return _store
+
+
+def default_model() -> str:
+    """The model used when none is given: `AGNT5_MODEL`, else gpt-4o-mini."""
+    return os.environ.get("AGNT5_MODEL") or DEFAULT_MODEL
+
+
+def reset() -> None:
+    """Forget configured settings and the default store (tests; a new working directory)."""
+    global _database_url, _store
+    with _lock:
+        _database_url, _store = None, None

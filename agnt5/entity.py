@@ -1,0 +1,86 @@
+"""Entity: a durable, named key/value map, consistent under concurrent writers."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from agnt5.config import default_store
+from agnt5.messages import ensure_json
+from agnt5.store.base import Store
+
+_MAX_UPDATE_ATTEMPTS = 10_000
+
+
+class Entity:
+    """A durable key/value map named `name`, in the default store unless `store=` is given.
+
+    Values are JSON: None, bool, int, float, str, lists and dicts with string keys (tuples come
+    back as lists). Anything else raises TypeError naming the key, and nothing is written.
+    """
+
+    def __init__(self, name: str, *, store: Store | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("Entity name must be a non-empty string")
+        self.name = name
+        self._store = store
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = default_store()
+        return self._store
+
+    def __repr__(self) -> str:
+        return f"Entity({self.name!r})"
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value of `key`, or `default` when it is not set."""
+        found = await self.store.kv_get(self.name, _key(key))
+        return default if found is None else found[0]
+
+    async def set(self, key: str, value: Any) -> None:
+        """Store `value` under `key`, durably when this returns."""
+        ensure_json(value, f"Entity {self.name!r} key {key!r}")
+        await self.store.kv_set(self.name, _key(key), value)
+
+    async def delete(self, key: str) -> bool:
+        """Remove `key`; True if it existed."""
+        return await self.store.kv_delete(self.name, _key(key))
+
+    async def keys(self) -> list[str]:
+        """Every key of this entity, sorted."""
+        return await self.store.kv_keys(self.name)
+
+    async def update(
+        self, key: str, fn: Callable[[Any], Any] | Callable[[Any], Awaitable[Any]], default: Any = None
+    ) -> Any:
+        """Atomically replace the value of `key` with `fn(current)` and return the new value.
+
+        Optimistic concurrency: `fn` gets the current value (`default` when unset); the write
+        applies only if no other writer changed the key meanwhile, otherwise `fn` runs again on
+        the newer value. So no update is lost across tasks or processes, and `fn` should be a
+        pure function (it may run more than once). `fn` may be async.
+        """
+        k = _key(key)
+        for attempt in range(_MAX_UPDATE_ATTEMPTS):
+            found = await self.store.kv_get(self.name, k)
+            current, version = (default, 0) if found is None else found
+            new = fn(current)
+            if inspect.isawaitable(new):
+                new = await new
+            ensure_json(new, f"Entity {self.name!r} key {key!r}")
+            if await self.store.kv_compare_and_set(self.name, k, new, version):
+                return new
+            # Lost a race: back off a little (jittered) so contending writers spread out.
+            await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 20)))
+        raise RuntimeError(f"Entity {self.name!r} key {key!r}: update kept conflicting; giving up")
+
+
+def _key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"Entity keys are strings, got {type(key).__name__}")
+    return key

@@ -1,0 +1,236 @@
+"""Chat messages: validation of what goes into a session, and the entries history gives back.
+
+Messages use the OpenAI chat format that litellm accepts for every provider: `role`, `content`,
+and `name`, `tool_calls`, `tool_call_id` where they apply.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from agnt5.errors import MessageValidationError
+
+ROLES = ("system", "user", "assistant", "tool")
+PROVIDER_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
+
+
+class Message(dict[str, Any]):
+    """A history entry: the provider-format fields plus `id`, `timestamp` (ISO 8601, UTC) and `metadata`.
+
+    It is a dict (`m["role"]`, `m.get("tool_calls")`); `seq`, `tokens` and `pruned` are attributes.
+    Pass a history through `to_provider_messages` before sending it to a model.
+    """
+
+    __slots__ = ("pruned", "seq", "tokens")
+
+    def __init__(self, fields: Mapping[str, Any], *, seq: int, tokens: int, pruned: bool = False) -> None:
+        super().__init__(fields)
+        self.seq = seq
+        self.tokens = tokens
+        self.pruned = pruned
+
+    @property
+    def id(self) -> str:
+        return str(self["id"])
+
+    @property
+    def role(self) -> str:
+        return str(self["role"])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        value: dict[str, Any] = self["metadata"]
+        return value
+
+    @property
+    def timestamp(self) -> datetime:
+        return datetime.fromisoformat(self["timestamp"])
+
+    def to_provider(self) -> dict[str, Any]:
+        """This message as the plain provider-format dict litellm accepts."""
+        return {k: self[k] for k in PROVIDER_KEYS if k in self and (k == "content" or self[k] is not None)}
+
+    def __repr__(self) -> str:
+        return f"Message(seq={self.seq}, {dict.__repr__(self)})"
+
+
+def to_provider_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Turn a session history (or any dict-like messages) into the plain list litellm accepts.
+
+    Drops agnt5's own fields (id, timestamp, metadata) and tombstones of pruned messages.
+    """
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if isinstance(m, Message):
+            if not m.pruned:
+                out.append(m.to_provider())
+        else:
+            out.append({k: m[k] for k in PROVIDER_KEYS if k in m and (k == "content" or m[k] is not None)})
+    return out
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def validate_message(message: Any) -> dict[str, Any]:
+    """Check a message and return its normalised provider-format dict; raise MessageValidationError.
+
+    Rules: `role` is system/user/assistant/tool; `content` is a string, a list of parts or None
+    (None only for an assistant message that has tool calls); `tool_calls` only on assistant
+    messages, each `{"id", "type": "function", "function": {"name", "arguments": str}}` with
+    unique ids; a tool message needs `tool_call_id`; `name` is a non-empty string; no other keys.
+    """
+    if not isinstance(message, Mapping):
+        raise MessageValidationError("message", f"expected a dict, got {type(message).__name__}")
+    unknown = sorted(str(k) for k in message if k not in PROVIDER_KEYS)
+    if unknown:
+        raise MessageValidationError(
+            unknown[0],
+            f"unknown key; a message may only have {', '.join(PROVIDER_KEYS)} "
+            "(pass per-message data as send_message(..., metadata={...}))",
+        )
+    role = message.get("role")
+    if role not in ROLES:
+        raise MessageValidationError("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+    out: dict[str, Any] = {"role": role}
+
+    content = message.get("content")
+    tool_calls = message.get("tool_calls")
+    if content is None:
+        if role != "assistant" or not tool_calls:
+            raise MessageValidationError(
+                "content", "is required (None is allowed only for an assistant message with tool_calls)"
+            )
+    elif isinstance(content, str):
+        pass
+    elif isinstance(content, list):
+        _validate_parts(content)
+    else:
+        raise MessageValidationError(
+            "content", f"must be a string, a list of content parts or None, got {type(content).__name__}"
+        )
+    out["content"] = content
+
+    if "name" in message and message["name"] is not None:
+        name = message["name"]
+        if not isinstance(name, str) or not name:
+            raise MessageValidationError("name", "must be a non-empty string")
+        out["name"] = name
+
+    if tool_calls is not None:
+        if role != "assistant":
+            raise MessageValidationError("tool_calls", f"only assistant messages have tool_calls, not {role}")
+        out["tool_calls"] = _validate_tool_calls(tool_calls)
+
+    tool_call_id = message.get("tool_call_id")
+    if role == "tool":
+        if not isinstance(tool_call_id, str) or not tool_call_id:
+            raise MessageValidationError(
+                "tool_call_id", "a tool message needs the id of the tool call it answers (non-empty string)"
+            )
+        out["tool_call_id"] = tool_call_id
+    elif tool_call_id is not None:
+        raise MessageValidationError("tool_call_id", f"only tool messages have tool_call_id, not {role}")
+    return out
+
+
+def _validate_parts(parts: list[Any]) -> None:
+    for i, part in enumerate(parts):
+        where = f"content[{i}]"
+        if not isinstance(part, Mapping):
+            raise MessageValidationError(where, f"a content part must be a dict, got {type(part).__name__}")
+        kind = part.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise MessageValidationError(f"{where}.type", "a content part needs a string 'type'")
+        if kind == "text" and not isinstance(part.get("text"), str):
+            raise MessageValidationError(f"{where}.text", "a text part needs a string 'text'")
+        if kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, Mapping) else image
+            if not isinstance(url, str) or not url:
+                raise MessageValidationError(f"{where}.image_url", "an image_url part needs a url")
+        ensure_json(part, where)
+
+
+def _validate_tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
+    if not isinstance(tool_calls, list) or not tool_calls:
+        raise MessageValidationError(
+            "tool_calls", "must be a non-empty list (omit it when there are no calls)"
+        )
+    seen: set[str] = set()
+    out = []
+    for i, call in enumerate(tool_calls):
+        where = f"tool_calls[{i}]"
+        if not isinstance(call, Mapping):
+            raise MessageValidationError(where, f"must be a dict, got {type(call).__name__}")
+        call_id = call.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            raise MessageValidationError(f"{where}.id", "must be a non-empty string")
+        if call_id in seen:
+            raise MessageValidationError(f"{where}.id", f"duplicate tool call id {call_id!r}")
+        seen.add(call_id)
+        kind = call.get("type", "function")
+        if kind != "function":
+            raise MessageValidationError(f"{where}.type", f"must be 'function', got {kind!r}")
+        function = call.get("function")
+        if not isinstance(function, Mapping):
+            raise MessageValidationError(f"{where}.function", "must be a dict with name and arguments")
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise MessageValidationError(f"{where}.function.name", "must be a non-empty string")
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            raise MessageValidationError(
+                f"{where}.function.arguments", "must be a JSON string (use json.dumps on a dict)"
+            )
+        extra = sorted(set(call) - {"id", "type", "function"})
+        if extra:
+            raise MessageValidationError(f"{where}.{extra[0]}", "unknown key in a tool call")
+        out.append({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
+    return out
+
+
+def ensure_json(value: Any, where: str) -> None:
+    """Raise TypeError naming `where` and the type unless `value` round-trips through JSON.
+
+    Accepts None, bool, int, finite float, str, lists/tuples and dicts with string keys.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"{where}: {value!r} is not JSON serialisable (NaN and infinity are not JSON)")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            ensure_json(item, f"{where}[{i}]")
+        return
+    if isinstance(value, Mapping):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"{where}: dict key {k!r} is a {type(k).__name__}; JSON object keys must be strings"
+                )
+            ensure_json(item, f"{where}[{k!r}]")
+        return
+    raise TypeError(f"{where}: value of type {type(value).__name__} is not JSON serialisable")
+
+
+def ensure_metadata(metadata: Any, where: str = "metadata") -> dict[str, Any]:
+    """A metadata argument: None or a JSON-serialisable dict with string keys."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise MessageValidationError(where, f"must be a dict, got {type(metadata).__name__}")
+    try:
+        ensure_json(metadata, where)
+    except TypeError as exc:
+        raise MessageValidationError(where, str(exc)) from exc
+    return dict(metadata)

@@ -1,0 +1,26 @@
+"""Google Gemini through the Generative Language API ("gemini/...")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agnt5.providers.base import litellm_supports_response_schema
+
+
+@dataclass(frozen=True, slots=True)
+class GeminiProfile:
+    """Gemini: contents must open with a user turn; usage metadata always streams."""
+
+    name: str = "gemini"
+    api_key_env: str = "GEMINI_API_KEY"
+    requires_user_first: bool = True
+    stream_usage_option: bool = False
+
+    def matches(self, model: str) -> bool:
+        """ "gemini/..." (AI Studio) and bare "gemini-..." names."""
+        name = model.lower()
+        return name.startswith(("gemini/", "gemini-"))
+
+    def supports_json_schema(self, model: str) -> bool:
+        """Gemini 1.5 and later accept a response schema; litellm's model map knows which."""
+        return litellm_supports_response_schema(model)

@@ -1,0 +1,26 @@
+"""OpenAI (and the OpenAI-compatible default for models no other profile claims)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agnt5.providers.base import litellm_supports_response_schema
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIProfile:
+    """OpenAI chat completions: any message order, usage in streams only on request."""
+
+    name: str = "openai"
+    api_key_env: str = "OPENAI_API_KEY"
+    requires_user_first: bool = False
+    stream_usage_option: bool = True
+
+    def matches(self, model: str) -> bool:
+        """Bare OpenAI model names and the "openai/" prefix."""
+        name = model.lower()
+        return name.startswith("openai/") or name.startswith(("gpt-", "chatgpt-", "o1", "o3", "o4", "ft:gpt"))
+
+    def supports_json_schema(self, model: str) -> bool:
+        """Structured outputs per litellm's model map (gpt-4o and later)."""
+        return litellm_supports_response_schema(model)

@@ -1,0 +1,537 @@
+"""Session: a durable conversation — message history, state in four scopes, an audit trail.
+
+Built on the store that also backs Entity. Every awaited write is durable when it returns and
+shielded from cancellation (a cancelled `send_message` stored its message whole or not at all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from agnt5.config import default_model, default_store
+from agnt5.errors import (
+    ImmutableSessionError,
+    SessionConflictError,
+    SessionNotFoundError,
+    StateScopeError,
+)
+from agnt5.messages import Message, ensure_json, ensure_metadata, iso, validate_message
+from agnt5.retention import RetentionPolicy
+from agnt5.store.base import (
+    SCOPES,
+    Event,
+    NewEvent,
+    NewMessage,
+    SessionHeader,
+    SessionPage,
+    StateWrite,
+    Store,
+    StoredMessage,
+    SyncStore,
+)
+from agnt5.tokens import counter_for
+
+Scope = Literal["session", "user", "app", "temp"]
+EXPORT_FORMATS = ("jsonl", "json")
+
+
+def _now() -> float:
+    return datetime.now(UTC).timestamp()
+
+
+class Session:
+    """A conversation container with history, scoped state and an audit trail.
+
+    `Session(id)` opens the stored session of that id, or starts a new one that is saved on its
+    first write. Arguments given override what is stored (metadata replaces the stored metadata;
+    retention replaces the stored policy, except that an immutable session stays immutable);
+    arguments left as None keep the stored values. A different `app_name` or `user_id` than the
+    stored one raises SessionConflictError.
+
+    State scopes: `session` (this conversation), `user` (every session of app_name + user_id),
+    `app` (every session of app_name), `temp` (this object only, never stored; cleared by
+    `clear_temp()` and at the end of every agent run). `set_state`/`get_state` are synchronous:
+    on the embedded store they read and write the database directly (a write is durable when it
+    returns); on a store without synchronous access they use a cache filled by `await load()`,
+    and writes become durable at the next awaited call on this session or `await flush()`.
+    """
+
+    def __init__(
+        self,
+        id: str | None = None,
+        app_name: str | None = None,
+        user_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        retention: Mapping[str, Any] | RetentionPolicy | None = None,
+        *,
+        store: Store | None = None,
+        model: str | None = None,
+    ) -> None:
+        if id is None:
+            id = f"session-{uuid.uuid4().hex}"
+        for arg, value in (("id", id), ("app_name", app_name), ("user_id", user_id)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"Session {arg} must be a non-empty string, got {value!r}")
+        self.id: str = id
+        self._app_name = app_name
+        self._user_id = user_id
+        self._metadata = ensure_metadata(metadata, "Session metadata") if metadata is not None else None
+        self._retention_given = retention is not None
+        self._retention = RetentionPolicy.parse(retention)
+        self._store = store
+        self.model = model or default_model()
+        self._header: SessionHeader | None = None
+        self._temp: dict[str, Any] = {}
+        self._cache: dict[str, dict[str, Any]] = {}
+        self._pending: list[tuple[StateWrite, NewEvent]] = []
+
+    # identity and header ----------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = default_store()
+        return self._store
+
+    @property
+    def app_name(self) -> str | None:
+        return self._resolved().app_name
+
+    @property
+    def user_id(self) -> str | None:
+        return self._resolved().user_id
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._resolved().metadata)
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy.parse(self._resolved().retention)
+
+    @property
+    def immutable(self) -> bool:
+        return bool(self._resolved().retention.get("immutable"))
+
+    def __repr__(self) -> str:
+        return f"Session(id={self.id!r}, app_name={self._app_name!r}, user_id={self._user_id!r})"
+
+    def _merge(self, stored: SessionHeader | None) -> SessionHeader:
+        if stored is None:
+            return SessionHeader(
+                id=self.id,
+                app_name=self._app_name,
+                user_id=self._user_id,
+                metadata=self._metadata or {},
+                retention=self._retention.to_dict(),
+            )
+        for field, given, kept in (
+            ("app_name", self._app_name, stored.app_name),
+            ("user_id", self._user_id, stored.user_id),
+        ):
+            if given is not None and kept is not None and given != kept:
+                raise SessionConflictError(
+                    f"session {self.id!r} is stored with {field}={kept!r}, not {given!r}; "
+                    "use another session id or the stored value"
+                )
+        retention = stored.retention
+        if self._retention_given:
+            if stored.retention.get("immutable") and "immutable" in self._retention.model_fields_set:
+                if not self._retention.immutable:
+                    raise ImmutableSessionError(
+                        f"session {self.id!r} is immutable; its retention cannot be made mutable"
+                    )
+            retention = self._retention.to_dict()
+            if stored.retention.get("immutable"):
+                retention["immutable"] = True
+        return SessionHeader(
+            id=self.id,
+            app_name=self._app_name or stored.app_name,
+            user_id=self._user_id or stored.user_id,
+            metadata=self._metadata if self._metadata is not None else stored.metadata,
+            retention=retention,
+            created_at=stored.created_at,
+            updated_at=stored.updated_at,
+            expires_at=stored.expires_at,
+            message_count=stored.message_count,
+        )
+
+    def _sync_store(self) -> SyncStore | None:
+        store = self.store
+        return store if getattr(store, "supports_sync", False) else None  # type: ignore[return-value]
+
+    def _resolved(self) -> SessionHeader:
+        """The header, loading it synchronously on the embedded store; else what is known so far."""
+        if self._header is None:
+            sync = self._sync_store()
+            if sync is None:
+                return self._merge(None)
+            self._header = self._merge(sync.get_session_sync(self.id))
+        return self._header
+
+    async def _ensure(self) -> SessionHeader:
+        if self._header is None:
+            self._header = self._merge(await self.store.get_session(self.id))
+        if self._pending:
+            await self.flush()
+        return self._header
+
+    async def load(self) -> Session:
+        """Re-read the stored header and state (needed on stores without synchronous access)."""
+        if self._pending:
+            await self.flush()
+        self._header = self._merge(await self.store.get_session(self.id))
+        self._cache = {}
+        for scope in ("session", "user", "app"):
+            owner = self._owner(scope, required=False)
+            if owner is not None:
+                self._cache[scope] = await self.store.get_state(scope, owner)
+        return self
+
+    async def flush(self) -> None:
+        """Write pending state changes (stores without synchronous access); a no-op otherwise."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        header = self._header or self._merge(await self.store.get_session(self.id))
+        self._header = header
+        try:
+            await asyncio.shield(
+                self.store.write_state(header, [w for w, _ in pending], [e for _, e in pending])
+            )
+        except BaseException:
+            self._pending = pending + self._pending
+            raise
+
+    async def exists(self) -> bool:
+        """Whether the session has been stored (it is saved on its first write)."""
+        return await self.store.get_session(self.id) is not None
+
+    async def save(self) -> None:
+        """Store the session now (header, metadata, retention), even before any message or state."""
+        header = await self._ensure()
+        self._header = self._merge(await asyncio.shield(self.store.save_session(header)))
+
+    @classmethod
+    async def get(cls, id: str, *, store: Store | None = None) -> Session:
+        """Open a stored session; raise SessionNotFoundError when there is none with that id."""
+        session = cls(id, store=store)
+        stored = await session.store.get_session(id)
+        if stored is None:
+            raise SessionNotFoundError(f"no session with id {id!r} in {session.store.url}")
+        session._header = session._merge(stored)
+        return session
+
+    @classmethod
+    async def list(
+        cls,
+        app_name: str | None = None,
+        user_id: str | None = None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        store: Store | None = None,
+    ) -> SessionPage:
+        """Stored sessions, most recently updated first, `limit` per page; pass `page.next_cursor` on."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        return await (store or default_store()).list_sessions(app_name, user_id, limit, cursor)
+
+    async def delete(self) -> None:
+        """Delete the session whole: messages, session-scope state and events (not user/app state)."""
+        header = await self._ensure()
+        if header.retention.get("immutable"):
+            raise ImmutableSessionError(f"session {self.id!r} is immutable and cannot be deleted")
+        await asyncio.shield(self.store.delete_session(self.id))
+        self._header = None
+        self._cache = {}
+
+    # messages ---------------------------------------------------------------------------------
+
+    async def send_message(
+        self, message: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+    ) -> Message:
+        """Validate and append one message; returns the stored entry (with id, seq, timestamp, tokens).
+
+        Invalid input raises MessageValidationError (a ValueError) naming the field; nothing is stored.
+        """
+        return (await self.send_messages([message], metadata))[0]
+
+    async def send_messages(
+        self, messages: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None
+    ) -> list[Message]:
+        """Append several messages in one transaction: all are stored, or none (on any invalid one)."""
+        if isinstance(messages, Mapping):
+            raise TypeError("send_messages takes a list of messages; use send_message for one")
+        meta = ensure_metadata(metadata)
+        count = counter_for(self.model)
+        now = _now()
+        new = []
+        for m in messages:
+            body = validate_message(m)
+            new.append(
+                NewMessage(
+                    id=f"msg_{uuid.uuid4().hex}",
+                    created_at=now,
+                    role=body["role"],
+                    body=body,
+                    metadata=dict(meta),
+                    tokens=count.message(body),
+                )
+            )
+        if not new:
+            return []
+        header = await self._ensure()
+        seqs = await asyncio.shield(self.store.append_messages(header, new, []))
+        return [
+            _entry(StoredMessage(seq, m.id, m.created_at, m.role, m.body, m.metadata, m.tokens))
+            for seq, m in zip(seqs, new, strict=True)
+        ]
+
+    async def history(self, limit: int | None = None, *, include_pruned: bool = False) -> list[Message]:
+        """Messages oldest to newest; with `limit`, the newest `limit` of them (`limit=0` gives []).
+
+        Reading the newest N costs the same whatever the session's length. `include_pruned=True`
+        adds the tombstones of pruned messages (their metadata, without content).
+        """
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be None or a non-negative integer, got {limit!r}")
+        if limit == 0:
+            return []
+        await self._ensure()
+        rows = await self.store.read_messages(self.id, limit, include_pruned)
+        return [_entry(r) for r in rows]
+
+    async def clear(self) -> int:
+        """Delete every message (state and events stay); refused on an immutable session."""
+        header = await self._ensure()
+        if header.retention.get("immutable"):
+            raise ImmutableSessionError(f"session {self.id!r} is immutable; its history cannot be cleared")
+        event = NewEvent("history_cleared", {}, _now())
+        return await asyncio.shield(self.store.clear_messages(self.id, event))
+
+    # state ------------------------------------------------------------------------------------
+
+    def _owner(self, scope: str, *, required: bool = True) -> str | None:
+        if scope == "session":
+            return self.id
+        header = self._resolved()
+        if scope == "user":
+            if header.user_id is None:
+                if not required:
+                    return None
+                raise StateScopeError(
+                    f"session {self.id!r} has no user_id, so it has no 'user' scope; "
+                    "create the Session with user_id=... or use scope='session'"
+                )
+            return f"{header.app_name or ''}\x1f{header.user_id}"
+        if scope == "app":
+            return header.app_name or ""
+        raise StateScopeError(f"unknown state scope {scope!r}; use one of {', '.join(SCOPES)}")
+
+    def set_state(self, key: str, value: Any, scope: Scope = "session") -> None:
+        """Set one key of one scope's state (synchronous). Values must be JSON serialisable.
+
+        Only that key is written (an upsert inside the database), so writers of other keys —
+        another session of the same user, another process — are never overwritten.
+        """
+        self._write_state(key, scope, value, delete=False)
+
+    def delete_state(self, key: str, scope: Scope = "session") -> None:
+        """Remove one key of one scope's state (no error if it is not set)."""
+        self._write_state(key, scope, None, delete=True)
+
+    def _write_state(self, key: str, scope: str, value: Any, *, delete: bool) -> None:
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"state keys are non-empty strings, got {key!r}")
+        if not delete:
+            ensure_json(value, f"state key {key!r}")
+        if scope == "temp":
+            if delete:
+                self._temp.pop(key, None)
+            else:
+                self._temp[key] = value
+            return
+        owner = self._owner(scope)
+        assert owner is not None
+        write = StateWrite(scope, owner, key, value, delete)
+        event = NewEvent(
+            "state_changed", {"scope": scope, "key": key, "action": "delete" if delete else "set"}, _now()
+        )
+        sync = self._sync_store()
+        if sync is not None:
+            sync.write_state_sync(self._resolved(), [write], [event])
+        else:
+            self._pending.append((write, event))
+        cached = self._cache.setdefault(scope, {})
+        if delete:
+            cached.pop(key, None)
+        else:
+            cached[key] = value
+
+    def get_state(self, key: str, default: Any = None, scope: Scope = "session") -> Any:
+        """The value of one key of one scope's state, or `default` (synchronous)."""
+        if scope == "temp":
+            return self._temp.get(key, default)
+        owner = self._owner(scope)
+        assert owner is not None
+        sync = self._sync_store()
+        if sync is None:
+            return self._cache.get(scope, {}).get(key, default)
+        found, value = sync.get_state_value_sync(scope, owner, key)
+        return value if found else default
+
+    def state(self, scope: Scope = "session") -> dict[str, Any]:
+        """A snapshot of one scope's whole state (synchronous)."""
+        if scope == "temp":
+            return dict(self._temp)
+        owner = self._owner(scope)
+        assert owner is not None
+        sync = self._sync_store()
+        if sync is None:
+            return dict(self._cache.get(scope, {}))
+        return sync.get_state_sync(scope, owner)
+
+    def clear_temp(self) -> None:
+        """Forget all temp-scope state (agents do this at the end of every run)."""
+        self._temp.clear()
+
+    # audit ------------------------------------------------------------------------------------
+
+    async def record_event(self, type: str, data: Mapping[str, Any] | None = None) -> None:
+        """Append an event of your own to the session's audit trail."""
+        if not isinstance(type, str) or not type:
+            raise ValueError("event type must be a non-empty string")
+        payload = dict(data or {})
+        ensure_json(payload, f"event {type!r} data")
+        header = await self._ensure()
+        await asyncio.shield(self.store.append_events(header, [NewEvent(type, payload, _now())]))
+
+    async def events(
+        self, since: str | date | datetime | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """Audit events, oldest first, from `since` (ISO date/datetime string, date or datetime;
+        naive values are UTC), at most `limit` of them.
+
+        Events: message_appended, state_changed (scope, key), history_cleared, prune, and agent
+        runs, tool calls and handoffs; they survive pruning.
+        """
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be None or a non-negative integer, got {limit!r}")
+        await self._ensure()
+        return await self.store.read_events(self.id, _timestamp(since), limit)
+
+    async def export(self, format: str = "jsonl", *, include_pruned: bool = True) -> str:
+        """The session as text for review: `jsonl` (one message per line: id, seq, timestamp, role,
+        message, metadata, tool_calls, ...) or `json` (one document with the session and messages).
+
+        Pruned messages appear with `"pruned": true` and no content unless `include_pruned=False`.
+        """
+        if format not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
+        header = await self._ensure()
+        rows = await self.store.read_messages(self.id, None, include_pruned)
+        lines = [_export_record(r) for r in rows]
+        if format == "jsonl":
+            return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        document = {
+            "session": {
+                "id": self.id,
+                "app_name": header.app_name,
+                "user_id": header.user_id,
+                "metadata": header.metadata,
+                "retention": header.retention,
+            },
+            "messages": lines,
+        }
+        return json.dumps(document, ensure_ascii=False, indent=2)
+
+    # Jupyter ------------------------------------------------------------------------------------
+
+    def _repr_html_(self) -> str:
+        header = self._resolved()
+        rows: list[StoredMessage] = []
+        sync = self._sync_store()
+        if sync is not None:
+            rows = sync.read_messages_sync(self.id, 10, False)
+        esc = html.escape
+        state = {
+            s: self.state(s) for s in ("session", "user", "app", "temp") if s != "user" or header.user_id
+        }
+        parts = [
+            f"<div><b>Session</b> <code>{esc(self.id)}</code> · app {esc(str(header.app_name))}"
+            f" · user {esc(str(header.user_id))} · {header.message_count} messages</div>",
+            f"<div>metadata: <code>{esc(json.dumps(header.metadata))}</code></div>",
+            "<div>state: "
+            + ", ".join(f"{s}: {len(v)} key{'s' if len(v) != 1 else ''}" for s, v in state.items())
+            + "</div>",
+            "<table><tr><th>#</th><th>role</th><th>content</th></tr>",
+        ]
+        for r in rows:
+            content = r.body.get("content")
+            text = content if isinstance(content, str) else json.dumps(content)
+            if r.body.get("tool_calls"):
+                text = (text or "") + " → " + ", ".join(c["function"]["name"] for c in r.body["tool_calls"])
+            text = text if len(text) <= 200 else text[:197] + "..."
+            parts.append(f"<tr><td>{r.seq}</td><td>{esc(r.role)}</td><td>{esc(text)}</td></tr>")
+        parts.append("</table>")
+        return "\n".join(parts)
+
+
+async def purge_expired(*, store: Store | None = None, now: datetime | None = None) -> list[str]:
+    """Delete every session whose `ttl_days` has passed since its last update (never immutable
+    ones); return the ids deleted."""
+    moment = (now or datetime.now(UTC)).timestamp()
+    return await (store or default_store()).purge_expired(moment)
+
+
+def _entry(r: StoredMessage) -> Message:
+    fields: dict[str, Any] = dict(r.body) if r.pruned_by is None else {"role": r.role}
+    fields["id"] = r.id
+    fields["timestamp"] = iso(r.created_at)
+    fields["metadata"] = r.metadata if r.pruned_by is None else {**r.metadata, "pruned_by": r.pruned_by}
+    return Message(fields, seq=r.seq, tokens=r.tokens, pruned=r.pruned_by is not None)
+
+
+def _export_record(r: StoredMessage) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": r.id,
+        "seq": r.seq,
+        "timestamp": iso(r.created_at),
+        "role": r.role,
+        "message": r.body.get("content") if r.pruned_by is None else None,
+        "metadata": r.metadata,
+        "tool_calls": r.body.get("tool_calls"),
+        "tokens": r.tokens,
+    }
+    for key in ("name", "tool_call_id"):
+        if key in r.body:
+            record[key] = r.body[key]
+    if r.pruned_by is not None:
+        record["pruned"] = True
+        record["pruned_by"] = r.pruned_by
+    return record
+
+
+def _timestamp(since: str | date | datetime | None) -> float | None:
+    if since is None:
+        return None
+    if isinstance(since, str):
+        try:
+            since = datetime.fromisoformat(since)
+        except ValueError as exc:
+            raise ValueError(
+                f"since={since!r} is not an ISO date or datetime (e.g. '2024-01-01' or '2024-01-01T12:00:00Z')"
+            ) from exc
+    if isinstance(since, datetime):
+        moment = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+        return moment.timestamp()
+    if isinstance(since, date):
+        return datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp()
+    raise TypeError(f"since must be an ISO string, a date or a datetime, got {type(since).__name__}")

@@ -1,0 +1,200 @@
+"""The storage protocol every agnt5 backend implements, and the records it exchanges.
+
+Backends store five things: entity key/values, session headers, messages (append-only, with
+tombstones once pruned), scoped state (one row per key) and the audit log of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+SCOPES = ("session", "user", "app", "temp")
+PERSISTED_SCOPES = ("session", "user", "app")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHeader:
+    """What a store keeps about a session besides its messages, state and events."""
+
+    id: str
+    app_name: str | None = None
+    user_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    retention: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    expires_at: float | None = None
+    message_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated message ready to append (the store assigns the sequence number)."""
+
+    id: str
+    created_at: float
+    role: str
+    body: dict[str, Any]
+    metadata: dict[str, Any]
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as read back: `body` holds the provider-format fields; `pruned_by` marks a tombstone."""
+
+    seq: int
+    id: str
+    created_at: float
+    role: str
+    body: dict[str, Any]
+    metadata: dict[str, Any]
+    tokens: int
+    pruned_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of a session's append-only audit trail."""
+
+    id: int
+    session_id: str
+    type: str
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append; the store assigns its id."""
+
+    type: str
+    data: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """Set (or, with `delete=True`, remove) one key of one scope's state."""
+
+    scope: str
+    owner: str
+    key: str
+    value: Any = None
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    """A page of `Store.list_sessions`, newest update first; pass `next_cursor` back for the next page."""
+
+    sessions: list[SessionHeader]
+    next_cursor: str | None
+
+    def __iter__(self) -> Iterator[SessionHeader]:
+        return iter(self.sessions)
+
+    def __len__(self) -> int:
+        return len(self.sessions)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """An agnt5 storage backend.
+
+    Every method is atomic: it applies whole or not at all. `supports_sync` says whether the
+    `*_sync` methods exist (an embedded store can answer synchronously; a network store cannot).
+    """
+
+    url: str
+    supports_sync: bool
+
+    async def close(self) -> None: ...
+
+    # entity key/values ------------------------------------------------------------------------
+    async def kv_get(self, namespace: str, key: str) -> tuple[Any, int] | None:
+        """(value, version) of a key, or None when absent."""
+        ...
+
+    async def kv_set(self, namespace: str, key: str, value: Any) -> None: ...
+
+    async def kv_compare_and_set(self, namespace: str, key: str, value: Any, expected_version: int) -> bool:
+        """Write only if the key's version is still `expected_version` (0 = absent)."""
+        ...
+
+    async def kv_delete(self, namespace: str, key: str) -> bool: ...
+
+    async def kv_keys(self, namespace: str) -> list[str]: ...
+
+    # sessions ---------------------------------------------------------------------------------
+    async def get_session(self, session_id: str) -> SessionHeader | None: ...
+
+    async def save_session(self, header: SessionHeader) -> SessionHeader:
+        """Create the session, or update its metadata and retention; returns the stored header."""
+        ...
+
+    async def list_sessions(
+        self, app_name: str | None, user_id: str | None, limit: int, cursor: str | None
+    ) -> SessionPage: ...
+
+    async def delete_session(self, session_id: str) -> bool: ...
+
+    async def purge_expired(self, now: float) -> list[str]:
+        """Delete every expired, non-immutable session whole; return their ids."""
+        ...
+
+    # messages ---------------------------------------------------------------------------------
+    async def append_messages(
+        self, header: SessionHeader, messages: Sequence[NewMessage], events: Sequence[NewEvent]
+    ) -> list[int]:
+        """Append messages (and their audit events) in one transaction; return their sequence numbers.
+
+        Creates the session from `header` if it does not exist yet.
+        """
+        ...
+
+    async def read_messages(
+        self, session_id: str, limit: int | None, include_pruned: bool
+    ) -> list[StoredMessage]:
+        """Oldest to newest; with `limit`, only the newest `limit` (cost independent of session length)."""
+        ...
+
+    async def clear_messages(self, session_id: str, event: NewEvent) -> int: ...
+
+    # state ------------------------------------------------------------------------------------
+    async def get_state(self, scope: str, owner: str) -> dict[str, Any]: ...
+
+    async def write_state(
+        self, header: SessionHeader, writes: Sequence[StateWrite], events: Sequence[NewEvent]
+    ) -> None:
+        """Apply per-key upserts/deletes inside the database (never a read-modify-write of a whole scope)."""
+        ...
+
+    # events -----------------------------------------------------------------------------------
+    async def append_events(self, header: SessionHeader, events: Sequence[NewEvent]) -> None: ...
+
+    async def read_events(self, session_id: str, since: float | None, limit: int | None) -> list[Event]: ...
+
+
+class SyncStore(Store, Protocol):
+    """A store that can also answer state calls synchronously (the embedded SQLite store)."""
+
+    def get_state_value_sync(self, scope: str, owner: str, key: str) -> tuple[bool, Any]: ...
+
+    def get_state_sync(self, scope: str, owner: str) -> dict[str, Any]: ...
+
+    def write_state_sync(
+        self, header: SessionHeader, writes: Sequence[StateWrite], events: Sequence[NewEvent]
+    ) -> None: ...
+
+    def get_session_sync(self, session_id: str) -> SessionHeader | None: ...
+
+    def read_messages_sync(
+        self, session_id: str, limit: int | None, include_pruned: bool
+    ) -> list[StoredMessage]: ...
+
+
+UpdateFn = Callable[[Any], Any] | Callable[[Any], Awaitable[Any]]
