@@ -1,0 +1,26 @@
+# Two entry points on a fresh machine: `make demo` (the main job) and `make test` (the suite).
+# Both create .venv and install agnt5 with its dev extra first (once; re-run when pyproject changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench lint
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/agnt5 demo
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/session_store.py
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check agnt5 tests benchmarks
+	$(BIN)/mypy
