@@ -7,8 +7,10 @@ shielded from cancellation (a cancelled `send_message` stored its message whole 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import html
 import json
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -172,12 +174,24 @@ class Session:
             sync = self._sync_store()
             if sync is None:
                 return self._merge(None)
-            self._header = self._merge(sync.get_session_sync(self.id))
+            stored = sync.get_session_sync(self.id)
+            self._header = self._merge(stored)
+            if self._header_changed(stored):
+                sync.save_session_sync(self._header)
         return self._header
+
+    def _header_changed(self, stored: SessionHeader | None) -> bool:
+        assert self._header is not None
+        return stored is not None and (
+            self._header.metadata != stored.metadata or self._header.retention != stored.retention
+        )
 
     async def _ensure(self) -> SessionHeader:
         if self._header is None:
-            self._header = self._merge(await self.store.get_session(self.id))
+            stored = await self.store.get_session(self.id)
+            self._header = self._merge(stored)
+            if self._header_changed(stored):
+                await asyncio.shield(self.store.save_session(self._header))
         if self._pending:
             await self.flush()
         return self._header
@@ -265,36 +279,28 @@ class Session:
 
     async def send_messages(
         self, messages: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None
-    ) -> list[Message]:
+    ) -> builtins.list[Message]:
         """Append several messages in one transaction: all are stored, or none (on any invalid one)."""
         if isinstance(messages, Mapping):
             raise TypeError("send_messages takes a list of messages; use send_message for one")
         meta = ensure_metadata(metadata)
         count = counter_for(self.model)
-        now = _now()
-        new = []
-        for m in messages:
-            body = validate_message(m)
-            new.append(
-                NewMessage(
-                    id=f"msg_{uuid.uuid4().hex}",
-                    created_at=now,
-                    role=body["role"],
-                    body=body,
-                    metadata=dict(meta),
-                    tokens=count.message(body),
-                )
-            )
+        new: builtins.list[NewMessage] = []
+        for raw in messages:
+            body = validate_message(raw)
+            new.append(NewMessage(f"msg_{os.urandom(16).hex()}", body, dict(meta), count.message(body)))
         if not new:
             return []
         header = await self._ensure()
-        seqs = await asyncio.shield(self.store.append_messages(header, new, []))
-        return [
-            _entry(StoredMessage(seq, m.id, m.created_at, m.role, m.body, m.metadata, m.tokens))
-            for seq, m in zip(seqs, new, strict=True)
-        ]
+        # The store commits a queued append even if this task is cancelled while waiting.
+        placed = await self.store.append_messages(header, new, [])
+        out = []
+        for p, m in zip(placed, new, strict=True):
+            entry = {**m.body, "id": m.id, "timestamp": iso(p.created_at), "metadata": m.metadata}
+            out.append(Message(entry, seq=p.seq, tokens=m.tokens))
+        return out
 
-    async def history(self, limit: int | None = None, *, include_pruned: bool = False) -> list[Message]:
+    async def history(self, limit: int | None = None, *, include_pruned: bool = False) -> builtins.list[Message]:
         """Messages oldest to newest; with `limit`, the newest `limit` of them (`limit=0` gives []).
 
         Reading the newest N costs the same whatever the session's length. `include_pruned=True`
@@ -313,7 +319,7 @@ class Session:
         header = await self._ensure()
         if header.retention.get("immutable"):
             raise ImmutableSessionError(f"session {self.id!r} is immutable; its history cannot be cleared")
-        event = NewEvent("history_cleared", {}, _now())
+        event = NewEvent("history_cleared", {})
         return await asyncio.shield(self.store.clear_messages(self.id, event))
 
     # state ------------------------------------------------------------------------------------
@@ -361,9 +367,8 @@ class Session:
         owner = self._owner(scope)
         assert owner is not None
         write = StateWrite(scope, owner, key, value, delete)
-        event = NewEvent(
-            "state_changed", {"scope": scope, "key": key, "action": "delete" if delete else "set"}, _now()
-        )
+        action = "delete" if delete else "set"
+        event = NewEvent("state_changed", {"scope": scope, "key": key, "action": action})
         sync = self._sync_store()
         if sync is not None:
             sync.write_state_sync(self._resolved(), [write], [event])
@@ -411,11 +416,11 @@ class Session:
         payload = dict(data or {})
         ensure_json(payload, f"event {type!r} data")
         header = await self._ensure()
-        await asyncio.shield(self.store.append_events(header, [NewEvent(type, payload, _now())]))
+        await asyncio.shield(self.store.append_events(header, [NewEvent(type, payload)]))
 
     async def events(
         self, since: str | date | datetime | None = None, limit: int | None = None
-    ) -> list[Event]:
+    ) -> builtins.list[Event]:
         """Audit events, oldest first, from `since` (ISO date/datetime string, date or datetime;
         naive values are UTC), at most `limit` of them.
 
@@ -456,7 +461,7 @@ class Session:
 
     def _repr_html_(self) -> str:
         header = self._resolved()
-        rows: list[StoredMessage] = []
+        rows: builtins.list[StoredMessage] = []
         sync = self._sync_store()
         if sync is not None:
             rows = sync.read_messages_sync(self.id, 10, False)
@@ -492,20 +497,19 @@ async def purge_expired(*, store: Store | None = None, now: datetime | None = No
 
 
 def _entry(r: StoredMessage) -> Message:
-    fields: dict[str, Any] = dict(r.body) if r.pruned_by is None else {"role": r.role}
-    fields["id"] = r.id
-    fields["timestamp"] = iso(r.created_at)
-    fields["metadata"] = r.metadata if r.pruned_by is None else {**r.metadata, "pruned_by": r.pruned_by}
-    return Message(fields, seq=r.seq, tokens=r.tokens, pruned=r.pruned_by is not None)
+    if r.pruned_by is None:
+        return Message(r.entry, seq=r.seq, tokens=r.tokens)
+    entry = {**r.entry, "metadata": {**r.metadata, "pruned_by": r.pruned_by}}
+    return Message(entry, seq=r.seq, tokens=r.tokens, pruned=True)
 
 
 def _export_record(r: StoredMessage) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": r.id,
         "seq": r.seq,
-        "timestamp": iso(r.created_at),
+        "timestamp": r.entry["timestamp"],
         "role": r.role,
-        "message": r.body.get("content") if r.pruned_by is None else None,
+        "message": r.entry.get("content"),
         "metadata": r.metadata,
         "tool_calls": r.body.get("tool_calls"),
         "tokens": r.tokens,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from agnt5.messages import PROVIDER_KEYS
+
 SCOPES = ("session", "user", "app", "temp")
 PERSISTED_SCOPES = ("session", "user", "app")
 
@@ -32,28 +34,49 @@ class SessionHeader:
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """A validated message ready to append (the store assigns the sequence number)."""
+    """A validated message ready to append; the store assigns its sequence number and timestamp."""
 
     id: str
-    created_at: float
-    role: str
     body: dict[str, Any]
     metadata: dict[str, Any]
     tokens: int
 
 
 @dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """A message as read back: `body` holds the provider-format fields; `pruned_by` marks a tombstone."""
+class AppendedMessage:
+    """Where an appended message landed."""
 
     seq: int
-    id: str
     created_at: float
-    role: str
-    body: dict[str, Any]
-    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as read back. `entry` is the history entry: provider fields plus id, timestamp
+    (ISO 8601) and metadata; a tombstone (`pruned_by` set) has no content."""
+
+    seq: int
+    entry: dict[str, Any]
     tokens: int
     pruned_by: str | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.entry["id"])
+
+    @property
+    def role(self) -> str:
+        return str(self.entry["role"])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        value: dict[str, Any] = self.entry.get("metadata", {})
+        return value
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The provider-format fields only."""
+        return {k: self.entry[k] for k in PROVIDER_KEYS if k in self.entry}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +92,10 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to append; the store assigns its id."""
+    """An event to append; the store assigns its id (per session, increasing) and timestamp."""
 
     type: str
     data: dict[str, Any]
-    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +171,11 @@ class Store(Protocol):
     # messages ---------------------------------------------------------------------------------
     async def append_messages(
         self, header: SessionHeader, messages: Sequence[NewMessage], events: Sequence[NewEvent]
-    ) -> list[int]:
-        """Append messages (and their audit events) in one transaction; return their sequence numbers.
+    ) -> list[AppendedMessage]:
+        """Append messages in one transaction, each with a `message_appended` event, plus `events`.
 
-        Creates the session from `header` if it does not exist yet.
+        Creates the session from `header` if it does not exist yet. Once called, the append
+        completes even if the awaiting task is cancelled (it is stored whole or, on error, not at all).
         """
         ...
 
@@ -191,6 +214,8 @@ class SyncStore(Store, Protocol):
     ) -> None: ...
 
     def get_session_sync(self, session_id: str) -> SessionHeader | None: ...
+
+    def save_session_sync(self, header: SessionHeader) -> None: ...
 
     def read_messages_sync(
         self, session_id: str, limit: int | None, include_pruned: bool

@@ -1,5 +1,11 @@
 """Versioned schema of the SQL stores: each step moves the schema one version forward.
 
+Messages live in `messages` while active and move to `pruned_messages` (content removed) when
+pruned, so the active table holds only what history reads. Hot per-append columns (`next_seq`,
+`next_event`, `active_count`) are in no index. A message's `message_appended` audit event is the
+message row itself (its `event_id` is numbered with the session's other events), so an append
+writes one session row and one message row.
+
 A database records its version in `agnt5_meta`; opening it applies every later step in one
 transaction. Steps are only ever appended, so a database written by this version opens in the next.
 """
@@ -30,6 +36,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             updated_at REAL NOT NULL,
             expires_at REAL,
             next_seq INTEGER NOT NULL DEFAULT 1,
+            next_event INTEGER NOT NULL DEFAULT 1,
             active_count INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX sessions_by_update ON sessions (updated_at, id);
@@ -37,19 +44,26 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX sessions_by_expiry ON sessions (expires_at) WHERE expires_at IS NOT NULL;
         CREATE TABLE messages (
             session_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
             pos REAL NOT NULL,
-            id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            event_id INTEGER NOT NULL,
             created_at REAL NOT NULL,
-            role TEXT NOT NULL,
-            body TEXT,
-            metadata TEXT NOT NULL DEFAULT '{}',
             tokens INTEGER NOT NULL,
-            pruned_by TEXT,
-            PRIMARY KEY (session_id, seq)
+            entry TEXT NOT NULL,
+            PRIMARY KEY (session_id, pos)
         ) WITHOUT ROWID;
-        CREATE INDEX messages_by_pos ON messages (session_id, pos);
-        CREATE INDEX messages_active ON messages (session_id, pos) WHERE pruned_by IS NULL;
+        CREATE TABLE pruned_messages (
+            session_id TEXT NOT NULL,
+            pos REAL NOT NULL,
+            seq INTEGER NOT NULL,
+            event_id INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            tokens INTEGER NOT NULL,
+            entry TEXT NOT NULL,
+            pruned_by TEXT NOT NULL,
+            pruned_at REAL NOT NULL,
+            PRIMARY KEY (session_id, pos)
+        ) WITHOUT ROWID;
         CREATE TABLE state (
             scope TEXT NOT NULL,
             owner TEXT NOT NULL,
@@ -59,13 +73,13 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (scope, owner, key)
         ) WITHOUT ROWID;
         CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
             session_id TEXT NOT NULL,
+            id INTEGER NOT NULL,
             created_at REAL NOT NULL,
             type TEXT NOT NULL,
-            data TEXT NOT NULL
-        );
-        CREATE INDEX events_by_session ON events (session_id, created_at, id);
+            data TEXT NOT NULL,
+            PRIMARY KEY (session_id, id)
+        ) WITHOUT ROWID;
         """,
     ),
 ]

@@ -16,6 +16,7 @@ import concurrent.futures
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +26,9 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from agnt5.errors import SchemaVersionError, StoreError
+from agnt5.messages import iso
 from agnt5.store.base import (
+    AppendedMessage,
     Event,
     NewEvent,
     NewMessage,
@@ -72,12 +75,17 @@ class _Connection(aiosqlite.Connection):
         self._tx.put_nowait((None, job))
         return done.result()
 
+    def enqueue(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        """Queue `fn` on the connection thread without waiting (it reports its own results)."""
+        conn = self._conn
+        self._tx.put_nowait((None, lambda: fn(conn)))
+
     def call_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
         return self._submit(lambda: fn(conn))
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        result: T = await self._execute(fn, self._conn)
+        result: T = await self._execute(fn, self._conn)  # type: ignore[no-untyped-call]
         return result
 
 
@@ -86,8 +94,8 @@ class _AppendJob:
     header: SessionHeader
     messages: Sequence[NewMessage]
     events: Sequence[NewEvent]
-    future: asyncio.Future[list[int]]
-    result: list[int] = field(default_factory=list)
+    future: asyncio.Future[list[AppendedMessage]]
+    result: list[AppendedMessage] = field(default_factory=list)
 
 
 def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -248,12 +256,19 @@ class SqliteStore:
     async def save_session(self, header: SessionHeader) -> SessionHeader:
         def run(conn: sqlite3.Connection) -> SessionHeader:
             with _transaction(conn):
-                _upsert_session(conn, header, _now(), 0)
+                _touch_session(conn, header, _now())
                 stored = _get_session(conn, header.id)
             assert stored is not None
             return stored
 
         return await self._call(run)
+
+    def save_session_sync(self, header: SessionHeader) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _touch_session(conn, header, _now())
+
+        self._call_sync(run)
 
     async def list_sessions(
         self, app_name: str | None, user_id: str | None, limit: int, cursor: str | None
@@ -313,14 +328,12 @@ class SqliteStore:
 
     async def append_messages(
         self, header: SessionHeader, messages: Sequence[NewMessage], events: Sequence[NewEvent]
-    ) -> list[int]:
+    ) -> list[AppendedMessage]:
         db = self._database()
         job = _AppendJob(header, messages, events, asyncio.get_running_loop().create_future())
+        # Queued before the first await: a cancelled caller still gets its append committed whole.
         self._appends.append(job)
-        try:
-            await db.call(self._drain_appends)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite error on {self.path!r}: {exc}") from exc
+        db.enqueue(self._drain_appends)
         return await job.future
 
     def _drain_appends(self, conn: sqlite3.Connection) -> None:
@@ -329,6 +342,12 @@ class SqliteStore:
         while self._appends:
             jobs.append(self._appends.popleft())
         if not jobs:
+            return
+        try:
+            _ = conn.in_transaction  # the connection is open
+        except sqlite3.ProgrammingError as exc:
+            for job in jobs:
+                _resolve(job.future, None, StoreError(f"{self!r} is closed: {exc}"))
             return
         try:
             with _transaction(conn):
@@ -362,10 +381,19 @@ class SqliteStore:
 
     async def clear_messages(self, session_id: str, event: NewEvent) -> int:
         def run(conn: sqlite3.Connection) -> int:
+            now = _now()
             with _transaction(conn):
+                # Cleared messages become tombstones (content gone), so their audit events remain.
+                conn.execute(
+                    "INSERT INTO pruned_messages (session_id, pos, seq, event_id, created_at, tokens, entry, "
+                    "pruned_by, pruned_at) SELECT session_id, pos, seq, event_id, created_at, tokens, "
+                    "json_remove(entry, '$.content', '$.tool_calls'), 'clear', ? FROM messages "
+                    "WHERE session_id = ?",
+                    (now, session_id),
+                )
                 cur = conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
                 conn.execute("UPDATE sessions SET active_count = 0 WHERE id = ?", (session_id,))
-                _insert_events(conn, session_id, [event])
+                _insert_events(conn, session_id, [event], now)
             return cur.rowcount
 
         return await self._call(run)
@@ -404,27 +432,40 @@ class SqliteStore:
     async def append_events(self, header: SessionHeader, events: Sequence[NewEvent]) -> None:
         def run(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                _upsert_session(conn, header, _now(), 0)
-                _insert_events(conn, header.id, events)
+                now = _now()
+                _touch_session(conn, header, now)
+                _insert_events(conn, header.id, events, now)
 
         await self._call(run)
 
     async def read_events(self, session_id: str, since: float | None, limit: int | None) -> list[Event]:
-        sql = "SELECT id, created_at, type, data FROM events WHERE session_id = ?"
-        params: list[Any] = [session_id]
-        if since is not None:
-            sql += " AND created_at >= ?"
-            params.append(since)
-        sql += " ORDER BY created_at, id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        after = "" if since is None else " AND created_at >= :since"
+        message_events = (
+            "SELECT event_id, created_at, 'message_appended', NULL, seq, tokens, "
+            "json_extract(entry, '$.id'), json_extract(entry, '$.role') FROM {table} "
+            "WHERE session_id = :id" + after
+        )
+        sql = (
+            "SELECT id, created_at, type, data, NULL, NULL, NULL, NULL FROM events WHERE session_id = :id"
+            + after
+            + " UNION ALL "
+            + message_events.format(table="messages")
+            + " UNION ALL "
+            + message_events.format(table="pruned_messages")
+            + " ORDER BY 1"
+            + ("" if limit is None else " LIMIT :limit")
+        )
+        params = {"id": session_id, "since": since, "limit": limit}
 
         def run(conn: sqlite3.Connection) -> list[Event]:
-            return [
-                Event(r[0], session_id, r[2], datetime.fromtimestamp(r[1], UTC), json.loads(r[3]))
-                for r in conn.execute(sql, params)
-            ]
+            out = []
+            for r in conn.execute(sql, params):
+                if r[3] is None:
+                    data = {"message_id": r[6], "seq": r[4], "role": r[7], "tokens": r[5]}
+                else:
+                    data = json.loads(r[3])
+                out.append(Event(r[0], session_id, r[2], datetime.fromtimestamp(r[1], UTC), data))
+            return out
 
         return await self._call(run)
 
@@ -451,7 +492,7 @@ class _transaction:
 
 
 def _now() -> float:
-    return datetime.now(UTC).timestamp()
+    return time.time()
 
 
 def _migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]] | None = None) -> None:
@@ -490,7 +531,6 @@ def schema_version(conn: sqlite3.Connection) -> int:
 _SESSION_COLUMNS = (
     "id, app_name, user_id, metadata, retention, created_at, updated_at, expires_at, active_count"
 )
-_MESSAGE_COLUMNS = "seq, id, created_at, role, body, metadata, tokens, pruned_by"
 
 
 def _header_from_row(r: Sequence[Any]) -> SessionHeader:
@@ -507,108 +547,128 @@ def _header_from_row(r: Sequence[Any]) -> SessionHeader:
     )
 
 
-def _message_from_row(r: Sequence[Any]) -> StoredMessage:
-    return StoredMessage(
-        seq=r[0],
-        id=r[1],
-        created_at=r[2],
-        role=r[3],
-        body=json.loads(r[4]) if r[4] is not None else {},
-        metadata=json.loads(r[5]),
-        tokens=r[6],
-        pruned_by=r[7],
-    )
-
-
-def _read_messages(
-    conn: sqlite3.Connection, session_id: str, limit: int | None, include_pruned: bool
-) -> list[StoredMessage]:
-    active = "" if include_pruned else " AND pruned_by IS NULL"
-    sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ?{active}"
-    if limit is None:
-        rows = conn.execute(sql + " ORDER BY pos", (session_id,)).fetchall()
-    else:
-        rows = conn.execute(sql + " ORDER BY pos DESC LIMIT ?", (session_id, limit)).fetchall()
-        rows.reverse()
-    return [_message_from_row(r) for r in rows]
-
-
 def _get_session(conn: sqlite3.Connection, session_id: str) -> SessionHeader | None:
     row = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
     return None if row is None else _header_from_row(row)
 
 
-_UPSERT_SESSION = """
+def _read_messages(
+    conn: sqlite3.Connection, session_id: str, limit: int | None, include_pruned: bool
+) -> list[StoredMessage]:
+    if include_pruned:
+        sql = (
+            "SELECT pos, seq, tokens, entry, NULL FROM messages WHERE session_id = :id "
+            "UNION ALL SELECT pos, seq, tokens, entry, pruned_by FROM pruned_messages WHERE session_id = :id"
+        )
+    else:
+        sql = "SELECT pos, seq, tokens, entry, NULL FROM messages WHERE session_id = :id"
+    if limit is None:
+        rows = conn.execute(sql + " ORDER BY pos", {"id": session_id}).fetchall()
+    else:
+        rows = conn.execute(
+            sql + " ORDER BY pos DESC LIMIT :limit", {"id": session_id, "limit": limit}
+        ).fetchall()
+        rows.reverse()
+    loads = json.loads
+    return [StoredMessage(r[1], loads(r[3]), r[2], r[4]) for r in rows]
+
+
+# Creates the session row on first use. The hot path (_reserve) touches only columns that are in
+# no index; updated_at/expires_at (indexed, for listing and expiry) move at most once a second.
+_INSERT_SESSION = """
 INSERT INTO sessions (id, app_name, user_id, metadata, retention, ttl_days, immutable,
-                      created_at, updated_at, expires_at, next_seq, active_count)
+                      created_at, updated_at, expires_at)
 VALUES (:id, :app_name, :user_id, :metadata, :retention, :ttl_days, :immutable,
-        :now, :now, :now + :ttl_days * 86400.0, 1 + :n, :n)
+        :now, :now, :now + :ttl_days * 86400.0)
 ON CONFLICT (id) DO UPDATE SET
     metadata = excluded.metadata,
     retention = excluded.retention,
     ttl_days = excluded.ttl_days,
     immutable = MAX(sessions.immutable, excluded.immutable),
     updated_at = excluded.updated_at,
-    expires_at = excluded.expires_at,
-    next_seq = sessions.next_seq + :n,
-    active_count = sessions.active_count + :n
-RETURNING next_seq
+    expires_at = excluded.expires_at
 """
+_RESERVE = """
+UPDATE sessions SET next_seq = next_seq + :n, next_event = next_event + :e, active_count = active_count + :n
+WHERE id = :id RETURNING next_seq - :n, next_event - :e, updated_at
+"""
+_TOUCH_INTERVAL = 1.0
 
 
-def _upsert_session(conn: sqlite3.Connection, header: SessionHeader, now: float, n: int) -> int:
-    """Create or touch the session row, reserving `n` sequence numbers; returns the first of them."""
+def _header_params(header: SessionHeader, now: float) -> dict[str, Any]:
     ttl = header.retention.get("ttl_days")
-    row = conn.execute(
-        _UPSERT_SESSION,
-        {
-            "id": header.id,
-            "app_name": header.app_name,
-            "user_id": header.user_id,
-            "metadata": dumps(header.metadata),
-            "retention": dumps(header.retention),
-            "ttl_days": ttl,
-            "immutable": 1 if header.retention.get("immutable") else 0,
-            "now": now,
-            "n": n,
-        },
-    ).fetchone()
-    return int(row[0]) - n
+    return {
+        "id": header.id,
+        "app_name": header.app_name,
+        "user_id": header.user_id,
+        "metadata": dumps(header.metadata),
+        "retention": dumps(header.retention),
+        "ttl_days": ttl,
+        "immutable": 1 if header.retention.get("immutable") else 0,
+        "now": now,
+    }
 
 
-def _append(conn: sqlite3.Connection, job: _AppendJob) -> list[int]:
+def _touch_session(conn: sqlite3.Connection, header: SessionHeader, now: float) -> None:
+    """Create the session or write its header (metadata, retention) and update time."""
+    conn.execute(_INSERT_SESSION, _header_params(header, now))
+
+
+def _reserve(conn: sqlite3.Connection, header: SessionHeader, now: float, n: int, e: int) -> tuple[int, int]:
+    """Reserve `n` message and `e` event numbers (creating the session if needed); first of each."""
+    row = conn.execute(_RESERVE, {"id": header.id, "n": n, "e": e}).fetchone()
+    if row is None:
+        _touch_session(conn, header, now)
+        row = conn.execute(_RESERVE, {"id": header.id, "n": n, "e": e}).fetchone()
+    elif now - row[2] >= _TOUCH_INTERVAL:
+        conn.execute(
+            "UPDATE sessions SET updated_at = :now, expires_at = :now + ttl_days * 86400.0 WHERE id = :id",
+            {"now": now, "id": header.id},
+        )
+    return int(row[0]), int(row[1])
+
+
+def _append(conn: sqlite3.Connection, job: _AppendJob) -> list[AppendedMessage]:
     now = _now()
-    first = _upsert_session(conn, job.header, now, len(job.messages))
-    seqs = list(range(first, first + len(job.messages)))
+    timestamp = iso(now)
+    n = len(job.messages)
+    first, first_event = _reserve(conn, job.header, now, n, n + len(job.events))
+    sid = job.header.id
+    rows = []
+    for i, m in enumerate(job.messages):
+        entry = {**m.body, "id": m.id, "timestamp": timestamp, "metadata": m.metadata}
+        rows.append((sid, first + i, first + i, first_event + i, now, m.tokens, dumps(entry)))
     conn.executemany(
-        "INSERT INTO messages (session_id, seq, pos, id, created_at, role, body, metadata, tokens) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (job.header.id, seq, seq, m.id, m.created_at, m.role, dumps(m.body), dumps(m.metadata), m.tokens)
-            for seq, m in zip(seqs, job.messages, strict=True)
-        ],
+        "INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, entry) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
     )
-    # Every append is audited in the same transaction as the message itself.
-    audit = [
-        NewEvent(
-            "message_appended", {"message_id": m.id, "seq": seq, "role": m.role, "tokens": m.tokens}, now
-        )
-        for seq, m in zip(seqs, job.messages, strict=True)
-    ]
-    _insert_events(conn, job.header.id, [*audit, *job.events])
-    return seqs
-
-
-def _insert_events(conn: sqlite3.Connection, session_id: str, events: Sequence[NewEvent]) -> None:
-    if events:
+    if job.events:
         conn.executemany(
-            "INSERT INTO events (session_id, created_at, type, data) VALUES (?, ?, ?, ?)",
-            [(session_id, e.created_at, e.type, dumps(e.data)) for e in events],
+            "INSERT INTO events (session_id, id, created_at, type, data) VALUES (?, ?, ?, ?, ?)",
+            [(sid, first_event + n + j, now, e.type, dumps(e.data)) for j, e in enumerate(job.events)],
         )
+    return [AppendedMessage(first + i, now) for i in range(n)]
+
+
+def _insert_events(conn: sqlite3.Connection, session_id: str, events: Sequence[NewEvent], now: float) -> None:
+    if not events:
+        return
+    row = conn.execute(
+        "UPDATE sessions SET next_event = next_event + ? WHERE id = ? RETURNING next_event - ?",
+        (len(events), session_id, len(events)),
+    ).fetchone()
+    if row is None:
+        return
+    conn.executemany(
+        "INSERT INTO events (session_id, id, created_at, type, data) VALUES (?, ?, ?, ?, ?)",
+        [(session_id, row[0] + i, now, e.type, dumps(e.data)) for i, e in enumerate(events)],
+    )
 
 
 def _delete_session(conn: sqlite3.Connection, session_id: str) -> bool:
     conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+    conn.execute("DELETE FROM pruned_messages WHERE session_id = ?", (session_id,))
     conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
     conn.execute("DELETE FROM state WHERE scope = 'session' AND owner = ?", (session_id,))
     cur = conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
@@ -632,7 +692,7 @@ def _write_state(
 ) -> None:
     now = _now()
     with _transaction(conn):
-        _upsert_session(conn, header, now, 0)
+        _reserve(conn, header, now, 0, 0)
         for scope, owner, key, value in writes:
             if value is None:
                 conn.execute(
@@ -645,7 +705,7 @@ def _write_state(
                     "updated_at = excluded.updated_at",
                     (scope, owner, key, value, now),
                 )
-        _insert_events(conn, header.id, events)
+        _insert_events(conn, header.id, events, now)
 
 
 def _encode_cursor(updated_at: float, session_id: str) -> str:
