@@ -51,8 +51,8 @@ def get_litellm() -> ModuleType:
             tokens._point_tiktoken_at_litellm_cache()
             module = importlib.import_module("litellm")
             # httpx (not aiohttp) carries every request, so respx's default httpcore mocker sees it.
-            module.disable_aiohttp_transport = True
-            module.suppress_debug_info = True
+            setattr(module, "disable_aiohttp_transport", True)  # noqa: B010
+            setattr(module, "suppress_debug_info", True)  # noqa: B010
             cache = getattr(module, "in_memory_llm_clients_cache", None)
             flush = getattr(cache, "flush_cache", None)
             if callable(flush):
@@ -89,13 +89,13 @@ def _request_url(request: Any) -> str:
     url = getattr(request, "url", None)
     if url is None:
         return "<unknown url>"
-    scheme, host, port, target = (getattr(url, k, b"") for k in ("scheme", "host", "port", "target"))
 
     def text(value: Any) -> str:
         return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value or "")
 
-    netloc = text(host) + (f":{port}" if port else "")
-    return f"{text(scheme)}://{netloc}{text(target)}"
+    port = getattr(url, "port", None)
+    netloc = text(getattr(url, "host", b"")) + (f":{port}" if isinstance(port, int) else "")
+    return f"{text(getattr(url, 'scheme', b''))}://{netloc}{text(getattr(url, 'target', b''))}"
 
 
 def _refusal(request: Any) -> errors.NetworkDisabledError:

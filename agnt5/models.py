@@ -249,8 +249,8 @@ class LanguageModel:
         """
         request = self._request(messages, tools, tool_choice, response_format)
         request["stream"] = True
-        if self.profile.stream_usage_option:
-            request.setdefault("stream_options", {"include_usage": True})
+        # litellm never forwards this where unsupported; it tells its stream wrapper to report usage.
+        request.setdefault("stream_options", {"include_usage": True})
         raw_stream = await _litellm.acompletion(num_retries=self.num_retries, **request)
         assembler = _StreamAssembler(self.model)
         async for chunk in _litellm.iterate_stream(raw_stream, self.model):

@@ -9,15 +9,14 @@ from agnt5.providers.base import litellm_supports_response_schema
 
 @dataclass(frozen=True, slots=True)
 class AnthropicProfile:
-    """Anthropic: the conversation must open with a user turn; usage always streams."""
+    """Anthropic: the conversation must open with a user turn."""
 
     name: str = "anthropic"
     api_key_env: str = "ANTHROPIC_API_KEY"
     requires_user_first: bool = True
-    stream_usage_option: bool = False
 
     def matches(self, model: str) -> bool:
-        """ "anthropic/..." and bare "claude-..." model names."""
+        """Model names starting with "anthropic/" or "claude"."""
         name = model.lower()
         return name.startswith(("anthropic/", "claude"))
 

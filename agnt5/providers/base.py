@@ -24,11 +24,6 @@ class ProviderProfile(Protocol):
         """The first non-system message must have role "user" (else the provider answers HTTP 400)."""
         ...
 
-    @property
-    def stream_usage_option(self) -> bool:
-        """The provider needs `stream_options={"include_usage": True}` to report usage when streaming."""
-        ...
-
     def matches(self, model: str) -> bool:
         """Whether this profile serves the litellm model string `model`."""
         ...

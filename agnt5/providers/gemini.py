@@ -9,15 +9,14 @@ from agnt5.providers.base import litellm_supports_response_schema
 
 @dataclass(frozen=True, slots=True)
 class GeminiProfile:
-    """Gemini: contents must open with a user turn; usage metadata always streams."""
+    """Gemini: contents must open with a user turn."""
 
     name: str = "gemini"
     api_key_env: str = "GEMINI_API_KEY"
     requires_user_first: bool = True
-    stream_usage_option: bool = False
 
     def matches(self, model: str) -> bool:
-        """ "gemini/..." (AI Studio) and bare "gemini-..." names."""
+        """Model names starting with "gemini/" (AI Studio) or "gemini-"."""
         name = model.lower()
         return name.startswith(("gemini/", "gemini-"))
 

@@ -14,7 +14,6 @@ class OpenAIProfile:
     name: str = "openai"
     api_key_env: str = "OPENAI_API_KEY"
     requires_user_first: bool = False
-    stream_usage_option: bool = True
 
     def matches(self, model: str) -> bool:
         """Bare OpenAI model names and the "openai/" prefix."""

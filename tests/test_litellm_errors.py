@@ -1,0 +1,196 @@
+"""Provider failures map to agnt5.errors; retries, the network switch and the lazy import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from _mocks import (
+    ANTHROPIC_MODEL,
+    ANTHROPIC_URL,
+    OPENAI_MODEL,
+    OPENAI_URL,
+    json_response,
+    sleeps,
+    sse_response,
+)
+
+from agnt5 import _litellm, errors
+from agnt5.models import LanguageModel, ResponseComplete
+
+__all__ = ["sleeps"]  # the fixture, re-exported so pytest finds it here
+
+USER = [{"role": "user", "content": "hi"}]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@respx.mock
+async def test_401_is_authentication_error() -> None:
+    route = respx.post(OPENAI_URL).mock(return_value=json_response("openai/error_401.json", 401))
+    with pytest.raises(errors.AuthenticationError) as info:
+        await LanguageModel(OPENAI_MODEL).generate(USER)
+    assert route.call_count == 1  # never retried
+    err = info.value
+    assert (err.status_code, err.provider, err.model) == (401, "openai", OPENAI_MODEL)
+    assert "OPENAI_API_KEY" in str(err) and "Incorrect API key" in str(err)
+    assert isinstance(err, errors.Agnt5Error)
+
+
+@respx.mock
+async def test_anthropic_401_names_the_anthropic_key() -> None:
+    respx.post(ANTHROPIC_URL).mock(return_value=json_response("anthropic/error_401.json", 401))
+    with pytest.raises(errors.AuthenticationError, match="ANTHROPIC_API_KEY") as info:
+        await LanguageModel(ANTHROPIC_MODEL).generate(USER)
+    assert info.value.provider == "anthropic"
+
+
+@respx.mock
+async def test_429_then_200_succeeds_after_one_retry(sleeps: list[float]) -> None:
+    route = respx.post(OPENAI_URL).mock(
+        side_effect=[
+            json_response("openai/error_429.json", 429, headers={"retry-after": "3"}),
+            json_response("openai/chat_text.json"),
+        ]
+    )
+    response = await LanguageModel(OPENAI_MODEL, num_retries=2).generate(USER)
+    assert response.text == "The capital of France is Paris."
+    assert route.call_count == 2
+    assert sleeps == [3.0]  # the provider's Retry-After is honoured
+
+
+@respx.mock
+async def test_anthropic_overloaded_then_ok(sleeps: list[float]) -> None:
+    route = respx.post(ANTHROPIC_URL).mock(
+        side_effect=[
+            json_response("anthropic/error_529.json", 529),
+            json_response("anthropic/messages_text.json"),
+        ]
+    )
+    response = await LanguageModel(ANTHROPIC_MODEL).generate(USER)
+    assert response.text == "Bonjour! How can I help?"
+    assert route.call_count == 2 and len(sleeps) == 1
+
+
+@respx.mock
+async def test_429_exhausted_is_rate_limit_error(sleeps: list[float]) -> None:
+    route = respx.post(OPENAI_URL).mock(return_value=json_response("openai/error_429.json", 429))
+    with pytest.raises(errors.RateLimitError) as info:
+        await LanguageModel(OPENAI_MODEL, num_retries=2).generate(USER)
+    assert route.call_count == 3
+    assert info.value.status_code == 429
+    assert len(sleeps) == 2 and sleeps[1] > sleeps[0] > 0  # exponential backoff
+
+
+@respx.mock
+async def test_500_is_provider_error(sleeps: list[float]) -> None:
+    route = respx.post(OPENAI_URL).mock(return_value=json_response("openai/error_500.json", 500))
+    with pytest.raises(errors.ProviderError) as info:
+        await LanguageModel(OPENAI_MODEL, num_retries=1).generate(USER)
+    assert route.call_count == 2
+    assert info.value.status_code == 500
+    assert "retry" in str(info.value)
+
+
+@respx.mock
+async def test_no_retries_when_num_retries_is_zero() -> None:
+    route = respx.post(OPENAI_URL).mock(return_value=json_response("openai/error_500.json", 500))
+    with pytest.raises(errors.ProviderError):
+        await LanguageModel(OPENAI_MODEL, num_retries=0).generate(USER)
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize(("model", "url"), [(OPENAI_MODEL, OPENAI_URL), (ANTHROPIC_MODEL, ANTHROPIC_URL)])
+@respx.mock
+async def test_timeout_is_model_timeout_error(model: str, url: str) -> None:
+    respx.post(url).mock(side_effect=httpx.ReadTimeout("read timed out"))
+    with pytest.raises(errors.ModelTimeoutError) as info:
+        await LanguageModel(model, num_retries=0).generate(USER)
+    assert isinstance(info.value, TimeoutError)
+    assert "timed out" in str(info.value)
+
+
+@respx.mock
+async def test_context_window_exceeded() -> None:
+    respx.post(OPENAI_URL).mock(return_value=json_response("openai/error_context_length.json", 400))
+    with pytest.raises(errors.ContextWindowExceededError, match="context window"):
+        await LanguageModel(OPENAI_MODEL).generate(USER)
+
+
+@respx.mock
+async def test_malformed_body_is_provider_error() -> None:
+    respx.post(OPENAI_URL).mock(return_value=httpx.Response(200, text='{"id": "chatcmpl-1", "choi'))
+    with pytest.raises(errors.ProviderError):
+        await LanguageModel(OPENAI_MODEL, num_retries=0).generate(USER)
+
+
+@pytest.mark.parametrize(
+    ("model", "url", "fixture"),
+    [
+        (OPENAI_MODEL, OPENAI_URL, "openai/stream_truncated.txt"),
+        (ANTHROPIC_MODEL, ANTHROPIC_URL, "anthropic/stream_truncated.txt"),
+    ],
+)
+@respx.mock
+async def test_truncated_stream_is_provider_error(model: str, url: str, fixture: str) -> None:
+    respx.post(url).mock(return_value=sse_response(fixture))
+    seen = []
+    with pytest.raises(errors.ProviderError):
+        async for event in LanguageModel(model, num_retries=0).stream(USER):
+            seen.append(event)
+    assert seen and not any(isinstance(e, ResponseComplete) for e in seen)
+
+
+# --- the network switch ---------------------------------------------------------------------------
+
+
+async def test_unmocked_call_with_network_disabled_fails_loudly() -> None:
+    with pytest.raises(errors.NetworkDisabledError) as info:
+        await LanguageModel(OPENAI_MODEL).generate(USER)
+    assert OPENAI_URL in str(info.value)
+    assert info.value.model == OPENAI_MODEL
+
+
+async def test_respx_pass_through_hits_the_network_block() -> None:
+    with respx.mock:
+        respx.post(ANTHROPIC_URL).pass_through()
+        with pytest.raises(errors.NetworkDisabledError, match=r"api\.anthropic\.com"):
+            await LanguageModel(ANTHROPIC_MODEL).generate(USER)
+
+
+async def test_disable_network_function_overrides_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGNT5_DISABLE_NETWORK")
+    assert not _litellm.network_disabled()
+    _litellm.disable_network(True)
+    try:
+        assert _litellm.network_disabled()
+        with pytest.raises(errors.NetworkDisabledError):
+            await LanguageModel(OPENAI_MODEL).generate(USER)
+    finally:
+        _litellm.disable_network(None)
+    assert not _litellm.network_disabled()
+
+
+def test_network_block_also_guards_plain_httpx() -> None:
+    _litellm.install_network_guard()
+    with pytest.raises(errors.NetworkDisabledError, match=r"https://example\.invalid/x"):
+        httpx.get("https://example.invalid/x")
+
+
+# --- lazy import ----------------------------------------------------------------------------------
+
+
+def test_import_agnt5_does_not_import_litellm() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import agnt5, agnt5.models, agnt5.tools, agnt5.providers, agnt5._litellm
+        agnt5.LanguageModel, agnt5.tool, agnt5.Tool, agnt5.RunContext
+        assert "litellm" not in sys.modules, "litellm was imported eagerly"
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
