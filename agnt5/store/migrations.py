@@ -82,6 +82,34 @@ MIGRATIONS: list[tuple[int, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    # --- 2: long-term memory (agnt5.memory) ---------------------------------------------------
+    # One row per (namespace, key). `vector` is the float32 embedding (little-endian, `dim`
+    # values) made by `model` from the content whose sha256 is `content_hash`; NULL for services
+    # that keep no vectors. A rowid table (not WITHOUT ROWID): rows carry multi-KB blobs.
+    # `memory_namespaces.version` moves on every write to a namespace, so a process holding a
+    # cached index sees in one lookup whether another process changed it.
+    (
+        2,
+        """
+        CREATE TABLE memories (
+            namespace TEXT NOT NULL,
+            key TEXT NOT NULL,
+            content TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            content_hash TEXT NOT NULL,
+            model TEXT,
+            dim INTEGER,
+            vector BLOB,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (namespace, key)
+        );
+        CREATE TABLE memory_namespaces (
+            namespace TEXT PRIMARY KEY,
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
