@@ -1,7 +1,8 @@
 """The storage protocol every agnt5 backend implements, and the records it exchanges.
 
 Backends store five things: entity key/values, session headers, messages (append-only, with
-tombstones once pruned), scoped state (one row per key) and the audit log of events.
+tombstones once pruned), scoped state (one row per key) and the audit log of events; plus
+long-term memories (agnt5.memory), namespaced by app and user.
 """
 
 from __future__ import annotations
@@ -123,6 +124,64 @@ class SessionPage:
         return len(self.sessions)
 
 
+# --- long-term memory records (agnt5.memory) -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRow:
+    """A stored memory without its vector. `model` is the embedding model of its vector (None: no vector)."""
+
+    key: str
+    content: str
+    metadata: dict[str, Any]
+    content_hash: str
+    model: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryWrite:
+    """Upsert one memory.
+
+    With `only_if_hash`, the write applies only while the stored row's content hash still equals
+    it (guards against a concurrent writer); `vector=None` with `only_if_hash` keeps the stored
+    vector, so unchanged content is never re-embedded.
+    """
+
+    key: str
+    content: str
+    metadata: dict[str, Any]
+    content_hash: str
+    model: str | None = None
+    vector: bytes | None = None
+    dim: int | None = None
+    only_if_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryWriteResult:
+    """Outcome of `Store.memory_put`: the namespace's new version, or the guarded keys that failed.
+
+    When `conflicts` is non-empty nothing was written (the batch is all or nothing) and
+    `version` is the unchanged current version.
+    """
+
+    version: int
+    conflicts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryVectors:
+    """Every vector of a namespace at one version: parallel lists, `vectors[i]` float32 bytes or None."""
+
+    version: int
+    keys: list[str]
+    models: list[str | None]
+    dims: list[int | None]
+    vectors: list[bytes | None]
+
+
 @runtime_checkable
 class Store(Protocol):
     """An agnt5 storage backend.
@@ -200,6 +259,31 @@ class Store(Protocol):
     async def append_events(self, header: SessionHeader, events: Sequence[NewEvent]) -> None: ...
 
     async def read_events(self, session_id: str, since: float | None, limit: int | None) -> list[Event]: ...
+
+    # long-term memory (agnt5.memory) ---------------------------------------------------------
+    # A namespace is an opaque string (agnt5.memory encodes app and user into it). Its version
+    # is 0 until the first write and increases with every write or delete that changes it.
+    async def memory_version(self, namespace: str) -> int: ...
+
+    async def memory_get(self, namespace: str, keys: Sequence[str]) -> list[MemoryRow]:
+        """The rows of `keys` that exist, in no particular order."""
+        ...
+
+    async def memory_list(self, namespace: str) -> list[MemoryRow]:
+        """Every memory of the namespace, ordered by key."""
+        ...
+
+    async def memory_put(self, namespace: str, writes: Sequence[MemoryWrite]) -> MemoryWriteResult:
+        """Apply all `writes` in one transaction (or none, when a guarded write conflicts)."""
+        ...
+
+    async def memory_delete(self, namespace: str, keys: Sequence[str] | None) -> tuple[int, list[str]]:
+        """Delete `keys` (every memory of the namespace when None); (new version, keys deleted)."""
+        ...
+
+    async def memory_vectors(self, namespace: str) -> MemoryVectors:
+        """Every key's vector with the version it was read at (one consistent snapshot)."""
+        ...
 
 
 class SyncStore(Store, Protocol):

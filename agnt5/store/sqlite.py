@@ -30,6 +30,10 @@ from agnt5.messages import iso
 from agnt5.store.base import (
     AppendedMessage,
     Event,
+    MemoryRow,
+    MemoryVectors,
+    MemoryWrite,
+    MemoryWriteResult,
     NewEvent,
     NewMessage,
     SessionHeader,
@@ -469,6 +473,77 @@ class SqliteStore:
 
         return await self._call(run)
 
+    # long-term memory (agnt5.memory) ---------------------------------------------------------
+
+    async def memory_version(self, namespace: str) -> int:
+        return await self._call(lambda conn: _memory_version(conn, namespace))
+
+    async def memory_get(self, namespace: str, keys: Sequence[str]) -> list[MemoryRow]:
+        wanted = list(dict.fromkeys(keys))
+
+        def run(conn: sqlite3.Connection) -> list[MemoryRow]:
+            rows: list[MemoryRow] = []
+            for start in range(0, len(wanted), _MEMORY_IN_CHUNK):
+                chunk = wanted[start : start + _MEMORY_IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE namespace = ? AND key IN ({marks})"
+                rows += [_memory_row(r) for r in conn.execute(sql, [namespace, *chunk])]
+            return rows
+
+        return await self._call(run)
+
+    async def memory_list(self, namespace: str) -> list[MemoryRow]:
+        def run(conn: sqlite3.Connection) -> list[MemoryRow]:
+            sql = f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE namespace = ? ORDER BY key"
+            return [_memory_row(r) for r in conn.execute(sql, (namespace,))]
+
+        return await self._call(run)
+
+    async def memory_put(self, namespace: str, writes: Sequence[MemoryWrite]) -> MemoryWriteResult:
+        encoded = [(w, dumps(w.metadata)) for w in writes]
+        return await self._call(lambda conn: _memory_put(conn, namespace, encoded))
+
+    async def memory_delete(self, namespace: str, keys: Sequence[str] | None) -> tuple[int, list[str]]:
+        wanted = None if keys is None else list(dict.fromkeys(keys))
+
+        def run(conn: sqlite3.Connection) -> tuple[int, list[str]]:
+            with _transaction(conn):
+                if wanted is None:
+                    sql = "DELETE FROM memories WHERE namespace = ? RETURNING key"
+                    deleted = [r[0] for r in conn.execute(sql, (namespace,)).fetchall()]
+                else:
+                    deleted = []
+                    sql = "DELETE FROM memories WHERE namespace = ? AND key = ?"
+                    for key in wanted:
+                        if conn.execute(sql, (namespace, key)).rowcount:
+                            deleted.append(key)
+                version = _memory_bump(conn, namespace) if deleted else _memory_version(conn, namespace)
+            return version, sorted(deleted)
+
+        return await self._call(run)
+
+    async def memory_vectors(self, namespace: str) -> MemoryVectors:
+        def run(conn: sqlite3.Connection) -> MemoryVectors:
+            # One read transaction, so the version and the rows are one snapshot.
+            conn.execute("BEGIN")
+            try:
+                version = _memory_version(conn, namespace)
+                rows = conn.execute(
+                    "SELECT key, model, dim, vector FROM memories WHERE namespace = ? ORDER BY key",
+                    (namespace,),
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return MemoryVectors(
+                version,
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+                [r[3] for r in rows],
+            )
+
+        return await self._call(run)
+
 
 # --- SQL helpers, run on the connection thread ----------------------------------------------------
 
@@ -720,3 +795,90 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         return float(updated_at), str(session_id)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}: pass back the next_cursor of a previous page") from exc
+
+
+# --- long-term memory helpers (agnt5.memory), run on the connection thread ------------------------
+
+_MEMORY_COLUMNS = "key, content, metadata, content_hash, model, created_at, updated_at"
+_MEMORY_IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's bound-parameter limit
+
+
+def _memory_row(r: Sequence[Any]) -> MemoryRow:
+    return MemoryRow(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6])
+
+
+def _memory_version(conn: sqlite3.Connection, namespace: str) -> int:
+    row = conn.execute("SELECT version FROM memory_namespaces WHERE namespace = ?", (namespace,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _memory_bump(conn: sqlite3.Connection, namespace: str) -> int:
+    row = conn.execute(
+        "INSERT INTO memory_namespaces (namespace, version) VALUES (?, 1) "
+        "ON CONFLICT (namespace) DO UPDATE SET version = version + 1 RETURNING version",
+        (namespace,),
+    ).fetchone()
+    return int(row[0])
+
+
+class _MemoryConflict(Exception):
+    """Rolls back a memory batch whose guarded writes found the stored content changed."""
+
+
+_MEMORY_UPSERT = """
+INSERT INTO memories (namespace, key, content, metadata, content_hash, model, dim, vector, created_at, updated_at)
+VALUES (:ns, :key, :content, :metadata, :hash, :model, :dim, :vector, :now, :now)
+ON CONFLICT (namespace, key) DO UPDATE SET
+    content = excluded.content,
+    metadata = excluded.metadata,
+    content_hash = excluded.content_hash,
+    model = excluded.model,
+    dim = excluded.dim,
+    vector = excluded.vector,
+    updated_at = excluded.updated_at
+"""
+# Same content (hash and model unchanged): keep the stored vector, update content and metadata.
+_MEMORY_KEEP_VECTOR = """
+UPDATE memories SET content = :content, metadata = :metadata, updated_at = :now
+WHERE namespace = :ns AND key = :key AND content_hash = :expected AND model IS :model
+"""
+# Re-embedded content (a model change): write only if nobody changed the content meanwhile.
+_MEMORY_GUARDED_UPDATE = """
+UPDATE memories SET content = :content, metadata = :metadata, content_hash = :hash, model = :model,
+    dim = :dim, vector = :vector, updated_at = :now
+WHERE namespace = :ns AND key = :key AND content_hash = :expected
+"""
+
+
+def _memory_put(
+    conn: sqlite3.Connection, namespace: str, writes: Sequence[tuple[MemoryWrite, str]]
+) -> MemoryWriteResult:
+    now = _now()
+    conflicts: list[str] = []
+    try:
+        with _transaction(conn):
+            for w, metadata in writes:
+                params = {
+                    "ns": namespace,
+                    "key": w.key,
+                    "content": w.content,
+                    "metadata": metadata,
+                    "hash": w.content_hash,
+                    "model": w.model,
+                    "dim": w.dim,
+                    "vector": w.vector,
+                    "expected": w.only_if_hash,
+                    "now": now,
+                }
+                if w.only_if_hash is None:
+                    conn.execute(_MEMORY_UPSERT, params)
+                    continue
+                sql = _MEMORY_KEEP_VECTOR if w.vector is None else _MEMORY_GUARDED_UPDATE
+                if conn.execute(sql, params).rowcount == 0:
+                    conflicts.append(w.key)
+            if conflicts:
+                raise _MemoryConflict
+            version = _memory_bump(conn, namespace)
+    except _MemoryConflict:
+        return MemoryWriteResult(_memory_version(conn, namespace), conflicts)
+    return MemoryWriteResult(version)
