@@ -110,6 +110,22 @@ MIGRATIONS: list[tuple[int, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    # --- 3: pruning (agnt5.pruning) -------------------------------------------------------------
+    # Importance scores `keep_important` got from a model, one per message (by seq), so a later
+    # prune does not score the same message again. They outlive the message's pruning (audit).
+    (
+        3,
+        """
+        CREATE TABLE message_scores (
+            session_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            score REAL NOT NULL,
+            model TEXT NOT NULL,
+            scored_at REAL NOT NULL,
+            PRIMARY KEY (session_id, seq)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
