@@ -212,16 +212,21 @@ class Session:
         """Write pending state changes (stores without synchronous access); a no-op otherwise."""
         if not self._pending:
             return
+        if self._header is None:
+            self._header = self._merge(await self.store.get_session(self.id))
+        header = self._header
         pending, self._pending = self._pending, []
-        header = self._header or self._merge(await self.store.get_session(self.id))
-        self._header = header
-        try:
-            await asyncio.shield(
-                self.store.write_state(header, [w for w, _ in pending], [e for _, e in pending])
-            )
-        except BaseException:
-            self._pending = pending + self._pending
-            raise
+
+        def requeue_if_failed(task: asyncio.Future[None]) -> None:
+            # A cancelled caller does not stop the write; only a failed write is pending again.
+            if task.cancelled() or task.exception() is not None:
+                self._pending = pending + self._pending
+
+        write = asyncio.ensure_future(
+            self.store.write_state(header, [w for w, _ in pending], [e for _, e in pending])
+        )
+        write.add_done_callback(requeue_if_failed)
+        await asyncio.shield(write)
 
     async def exists(self) -> bool:
         """Whether the session has been stored (it is saved on its first write)."""
@@ -284,16 +289,27 @@ class Session:
         if isinstance(messages, Mapping):
             raise TypeError("send_messages takes a list of messages; use send_message for one")
         meta = ensure_metadata(metadata)
+        return await self._append([(m, meta) for m in messages], ())
+
+    async def _append(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        events: Sequence[NewEvent],
+    ) -> builtins.list[Message]:
+        """Validate and append (message, metadata) pairs plus audit events, in one transaction."""
         count = counter_for(self.model)
         new: builtins.list[NewMessage] = []
-        for raw in messages:
+        for raw, meta in items:
             body = validate_message(raw)
             new.append(NewMessage(f"msg_{os.urandom(16).hex()}", body, dict(meta), count.message(body)))
-        if not new:
+        if not new and not events:
             return []
         header = await self._ensure()
+        if not new:
+            await asyncio.shield(self.store.append_events(header, list(events)))
+            return []
         # The store commits a queued append even if this task is cancelled while waiting.
-        placed = await self.store.append_messages(header, new, [])
+        placed = await self.store.append_messages(header, new, events)
         out = []
         for p, m in zip(placed, new, strict=True):
             entry = {**m.body, "id": m.id, "timestamp": iso(p.created_at), "metadata": m.metadata}

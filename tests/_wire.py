@@ -104,7 +104,7 @@ def gemini_content(
 def openai_stream(chunks: list[dict[str, Any]]) -> httpx.Response:
     """An OpenAI streaming (SSE) response from `choices[0].delta` dicts; the last has finish_reason."""
     lines = []
-    for i, delta in enumerate(chunks):
+    for delta in chunks:
         finish = delta.pop("finish_reason", None)
         chunk = {
             "id": "chatcmpl-stream",
