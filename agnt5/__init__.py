@@ -27,12 +27,20 @@ _LAZY = {
     "RunContext": "agnt5.tools",
     "Agent": "agnt5.agent",
     "AgentResult": "agnt5.agent",
+    "Memory": "agnt5.memory",
+    "MemoryResult": "agnt5.memory",
+    "memory_tools": "agnt5.memory",
+    "InMemoryMemoryService": "agnt5.memory_keyword",
+    "VectorMemoryService": "agnt5.memory_vector",
 }
 
 if TYPE_CHECKING:
     from agnt5.agent import Agent, AgentResult
     from agnt5.config import configure
     from agnt5.entity import Entity
+    from agnt5.memory import Memory, MemoryResult, memory_tools
+    from agnt5.memory_keyword import InMemoryMemoryService
+    from agnt5.memory_vector import VectorMemoryService
     from agnt5.messages import Message, to_provider_messages
     from agnt5.models import LanguageModel
     from agnt5.session import Session, purge_expired

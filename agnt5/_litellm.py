@@ -179,6 +179,24 @@ async def acompletion(*, num_retries: int = 2, **kwargs: Any) -> Any:
             attempt += 1
 
 
+async def aembedding(*, num_retries: int = 2, **kwargs: Any) -> Any:
+    """`litellm.aembedding(**kwargs)` with the same retries and error mapping as `acompletion`."""
+    litellm = get_litellm()
+    kwargs.setdefault("num_retries", 0)
+    kwargs.setdefault("max_retries", 0)
+    model = str(kwargs.get("model", ""))
+    attempt = 0
+    while True:
+        try:
+            return await litellm.aembedding(**kwargs)
+        except Exception as exc:
+            mapped = map_exception(exc, model)
+            if attempt >= num_retries or not is_retryable(mapped):
+                raise mapped from exc
+            await _sleep(backoff_delay(attempt, exc))
+            attempt += 1
+
+
 async def iterate_stream(stream: Any, model: str) -> AsyncIterator[Any]:
     """Yield the chunks of a litellm stream, mapping errors raised mid-stream to agnt5 errors."""
     try:

@@ -146,6 +146,16 @@ class TokenBudgetError(PruneError, ValueError):
     """The protected messages alone (system prompt, newest turn) exceed the token budget."""
 
 
+class PruneModelError(PruneError):
+    """The model call a prune needs (scoring, summarising) failed or gave an unusable answer
+    (HTTP error, timeout, malformed JSON); the history is unchanged. `__cause__` has the details."""
+
+
+class PruneConflictError(PruneError):
+    """The history changed under a prune (another prune removed the same messages); nothing was
+    applied. Run the prune again."""
+
+
 # --- memory --------------------------------------------------------------------------------------
 
 
@@ -154,4 +164,30 @@ class MemoryError_(Agnt5Error):
 
 
 class EmbeddingError(MemoryError_):
-    """The embedding call failed or returned vectors of the wrong shape; stored memories are intact."""
+    """The embedding call failed or returned vectors of the wrong shape; stored memories are intact.
+
+    `cause` is the mapped model error (RateLimitError, AuthenticationError...) when the call
+    itself failed; None when the provider answered with unusable vectors.
+    """
+
+    def __init__(self, message: str, *, model: str | None = None, cause: ModelError | None = None) -> None:
+        self.model = model
+        self.cause = cause
+        self.status_code = None if cause is None else cause.status_code
+        super().__init__(message)
+
+
+class MemoryValidationError(MemoryError_, ValueError):
+    """Bad input to Memory (empty key or content, bad metadata, limit or query); nothing was stored.
+
+    `field` names the offending argument.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"invalid memory {field}: {problem}")
+
+
+class MemoryTypeError(MemoryValidationError, TypeError):
+    """An argument to Memory has the wrong type (e.g. non-string content); also a TypeError."""
