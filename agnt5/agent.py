@@ -155,6 +155,7 @@ class _Run:
     handoff_to: Agent | None = None
     output: Any = None
     done: bool = False
+    final: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = field(default_factory=list)
 
     def event(self, type: str, **data: Any) -> NewEvent:
         return NewEvent(type, {"run_id": self.run_id, **data})
@@ -287,9 +288,9 @@ class Agent:
                 run.handoff_to = None
                 yield HandoffEvent(agent.name, target.name)
                 agent = target
+            # The final answer and the run's end are stored in one transaction.
+            await run.append(run.final, [_finished(run, agent)] if session is not None else [])
             result = AgentResult(run.output, agent.name, run.messages, run.usage, run.turns, run.run_id)
-            if session is not None:
-                await asyncio.shield(session._append([], [_finished(run, agent)]))
             yield FinalResult(result)
         except BaseException as exc:
             if session is not None and not isinstance(exc, GeneratorExit):
@@ -388,7 +389,7 @@ class Agent:
                 continue
 
             if self.output_type is None:
-                await run.append([(assistant, meta)])
+                run.final = [(assistant, meta)]
                 run.output, run.done = response.text, True
                 return
             try:
@@ -409,7 +410,7 @@ class Agent:
                 stored = await run.append([(assistant, meta), (correction, {**meta, "correction": True})])
                 history.extend(to_provider_messages(stored))
                 continue
-            await run.append([(assistant, meta)])
+            run.final = [(assistant, meta)]
             run.output, run.done = output, True
             return
         partial = AgentResult(None, self.name, run.messages, run.usage, run.turns, run.run_id)

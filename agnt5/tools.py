@@ -13,6 +13,7 @@ import json
 import re
 import types
 import typing
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
@@ -359,9 +360,22 @@ def tool(
     return decorate
 
 
+_built: weakref.WeakKeyDictionary[Callable[..., Any], Tool] = weakref.WeakKeyDictionary()
+
+
 def as_tool(value: Tool | Callable[..., Any]) -> Tool:
-    """`value` itself if already a Tool, else `Tool.from_function(value)`."""
-    return value if isinstance(value, Tool) else Tool.from_function(value)
+    """`value` itself if already a Tool, else `Tool.from_function(value)`, built once per function
+    (agents are often created per request; building the pydantic model is the costly part)."""
+    if isinstance(value, Tool):
+        return value
+    try:
+        cached = _built.get(value)
+    except TypeError:  # not weak-referenceable (e.g. a bound method object is, a builtin may not be)
+        return Tool.from_function(value)
+    if cached is None:
+        cached = Tool.from_function(value)
+        _built[value] = cached
+    return cached
 
 
 __all__ = ["RunContext", "Tool", "ToolResult", "as_tool", "tool"]

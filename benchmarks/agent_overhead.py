@@ -1,0 +1,154 @@
+"""Agent overhead benchmark: Agent.run against hand-written litellm.acompletion calls, same mock.
+
+Run: python benchmarks/agent_overhead.py [--quick]
+Both sides make the same two-tool-call run (model → 2 tool calls → model → answer) against one
+respx-mocked OpenAI transport in one process; the ratio is agnt5 time / hand-written time
+(target <= 1.15x). Also `import agnt5` against `import litellm`, each in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-not-a-real-key")
+os.environ["AGNT5_DISABLE_NETWORK"] = "1"
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import respx  # noqa: E402
+from _wire import openai_call, openai_chat  # noqa: E402
+
+from agnt5 import Agent, Session  # noqa: E402
+from agnt5._litellm import get_litellm  # noqa: E402
+from agnt5.store.sqlite import SqliteStore  # noqa: E402
+
+URL = "https://api.openai.com/v1/chat/completions"
+
+
+def get_weather(city: str) -> str:
+    """Current weather of a city.
+
+    Args:
+        city: The city name.
+    """
+    return f"sunny in {city}"
+
+
+TOOL_SCHEMA = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "The city name."}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def responder(request: Any) -> Any:
+    body = json.loads(request.content)
+    if body["messages"][-1]["role"] == "tool":
+        return openai_chat("Sunny in both.")
+    return openai_chat(
+        tool_calls=[openai_call("get_weather", {"city": "Paris"}), openai_call("get_weather", {"city": "Tokyo"})]
+    )
+
+
+async def hand_written() -> str:
+    litellm = get_litellm()
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You report the weather."},
+        {"role": "user", "content": "Weather in Paris and Tokyo?"},
+    ]
+    while True:
+        response = await litellm.acompletion(model="gpt-4o-mini", messages=messages, tools=[TOOL_SCHEMA])
+        message = response.choices[0].message
+        if not message.tool_calls:
+            return str(message.content)
+        messages.append(message.model_dump(exclude_none=True))
+        for call in message.tool_calls:
+            args = json.loads(call.function.arguments)
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": get_weather(**args)})
+
+
+async def timed(fn: Any, runs: int) -> float:
+    start = time.perf_counter()
+    for _ in range(runs):
+        await fn()
+    return (time.perf_counter() - start) / runs
+
+
+def import_time(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    samples = [float(subprocess.check_output([sys.executable, "-c", code], env=env)) for _ in range(3)]
+    return statistics.median(samples)
+
+
+async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
+    runs = 20 if quick else 100
+    rounds = 3 if quick else 5
+    store = SqliteStore(":memory:")
+    counter = {"n": 0}
+
+    async def agnt5_plain() -> str:
+        agent = Agent("weather", instructions="You report the weather.", tools=[get_weather])
+        return str((await agent.run("Weather in Paris and Tokyo?")).output)
+
+    async def agnt5_session() -> str:
+        counter["n"] += 1
+        session = Session(f"bench-{counter['n']}", store=store)
+        agent = Agent("weather", instructions="You report the weather.", tools=[get_weather], session=session)
+        return str((await agent.run("Weather in Paris and Tokyo?")).output)
+
+    with respx.mock:
+        respx.post(URL).mock(side_effect=responder)
+        for fn in (hand_written, agnt5_plain, agnt5_session):  # warm up litellm's clients and caches
+            assert await fn() == "Sunny in both."
+        base, plain, durable = [], [], []
+        for _ in range(rounds):  # interleaved, so all three see the same machine state
+            base.append(await timed(hand_written, runs))
+            plain.append(await timed(agnt5_plain, runs))
+            durable.append(await timed(agnt5_session, runs))
+    await store.close()
+    b, p, d = statistics.median(base), statistics.median(plain), statistics.median(durable)
+    rows = [
+        ("two-tool-call run, hand-written litellm", f"{b * 1000:.2f} ms", "", "1.00x", ""),
+        ("two-tool-call run, Agent.run (no session)", f"{p * 1000:.2f} ms", "", f"{p / b:.2f}x", "<= 1.15x"),
+        ("two-tool-call run, Agent.run + SQLite session", f"{d * 1000:.2f} ms", "", f"{d / b:.2f}x", ""),
+    ]
+    agnt5_import, litellm_import = import_time("agnt5"), import_time("litellm")
+    rows.append(("import agnt5", f"{agnt5_import:.3f} s", f"import litellm: {litellm_import:.3f} s",
+                 f"{agnt5_import / litellm_import:.2f}x", "agnt5 < 0.3 s"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer runs (a smoke run)")
+    args = parser.parse_args()
+    rows = asyncio.run(run(args.quick))
+    header = ("measure", "time", "beside", "ratio", "target")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
