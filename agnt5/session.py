@@ -14,7 +14,7 @@ import os
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agnt5.config import default_model, default_store
 from agnt5.errors import (
@@ -38,6 +38,11 @@ from agnt5.store.base import (
     SyncStore,
 )
 from agnt5.tokens import counter_for
+
+if TYPE_CHECKING:
+    from agnt5.models import LanguageModel
+    from agnt5.pruning import PruneResult
+    from agnt5.strategies.base import PruneStrategy
 
 Scope = Literal["session", "user", "app", "temp"]
 EXPORT_FORMATS = ("jsonl", "json")
@@ -314,6 +319,10 @@ class Session:
         for p, m in zip(placed, new, strict=True):
             entry = {**m.body, "id": m.id, "timestamp": iso(p.created_at), "metadata": m.metadata}
             out.append(Message(entry, seq=p.seq, tokens=m.tokens))
+        if header.retention.get("auto_prune"):
+            from agnt5.pruning import auto_prune
+
+            await auto_prune(self)  # never raises: a failure is logged and recorded as an event
         return out
 
     async def history(self, limit: int | None = None, *, include_pruned: bool = False) -> builtins.list[Message]:
@@ -337,6 +346,29 @@ class Session:
             raise ImmutableSessionError(f"session {self.id!r} is immutable; its history cannot be cleared")
         event = NewEvent("history_cleared", {})
         return await asyncio.shield(self.store.clear_messages(self.id, event))
+
+    async def prune(
+        self,
+        strategy: str | PruneStrategy | None = None,
+        *,
+        max_tokens: int | None = None,
+        model: LanguageModel | str | None = None,
+        **params: Any,
+    ) -> PruneResult:
+        """Prune the history with a strategy; applies whole or not at all (see agnt5.pruning).
+
+        `strategy`: "keep_last_<N>", "sliding_window" (window_size=), "keep_important"
+        (max_messages=, keep_recent=), "summarize_old" (threshold=, keep_recent=,
+        summary_max_tokens=) or a strategy object; default the retention's prune_strategy, else
+        sliding_window. `max_tokens` bounds the tokens that remain; `model` (LanguageModel or
+        model string, default this session's model) serves the LLM strategies. Pruned messages
+        stay as tombstones (`history(include_pruned=True)`); each prune is a `prune` event.
+        A history within its limits is left alone (no model call; `result.changed` is False).
+        Raises ImmutableSessionError, StrategyError, TokenBudgetError or PruneModelError.
+        """
+        from agnt5.pruning import prune
+
+        return await prune(self, strategy, max_tokens=max_tokens, model=model, **params)
 
     # state ------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ long-term memories (agnt5.memory), namespaced by app and user.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -182,6 +182,65 @@ class MemoryVectors:
     vectors: list[bytes | None]
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryStats:
+    """Counts and token sums of a session's active history (summaries count as system messages)."""
+
+    messages: int = 0
+    tokens: int = 0
+    system_messages: int = 0
+    system_tokens: int = 0
+
+    @property
+    def conversation_messages(self) -> int:
+        """Active messages that are not system messages."""
+        return self.messages - self.system_messages
+
+
+@dataclass(frozen=True, slots=True)
+class CutPoint:
+    """A user message from which the rest of the non-system history would be kept."""
+
+    pos: float
+    seq: int
+    kept_messages: int
+    kept_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCut:
+    """Where to cut for a window: `cut` is the oldest user message whose suffix (non-system
+    messages from it on) fits both limits, None when none does; `last_user` is the newest user
+    message, None when there is none."""
+
+    stats: HistoryStats
+    cut: CutPoint | None
+    last_user: CutPoint | None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneWrite:
+    """One prune to apply atomically: move `remove_seqs` to the tombstones, insert `summary`
+    (placed right after the last removed message), store `scores`, append `event`."""
+
+    prune_id: str
+    remove_seqs: Sequence[int]
+    summary: NewMessage | None
+    event: NewEvent
+    scores: Mapping[int, float] = field(default_factory=dict)
+    score_model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedPrune:
+    """What a prune changed, measured inside its transaction."""
+
+    removed: int
+    before: HistoryStats
+    after: HistoryStats
+    summary_seq: int | None = None
+
+
 @runtime_checkable
 class Store(Protocol):
     """An agnt5 storage backend.
@@ -259,6 +318,33 @@ class Store(Protocol):
     async def append_events(self, header: SessionHeader, events: Sequence[NewEvent]) -> None: ...
 
     async def read_events(self, session_id: str, since: float | None, limit: int | None) -> list[Event]: ...
+
+    # pruning (agnt5.pruning) -------------------------------------------------------------------
+    async def history_stats(self, session_id: str) -> HistoryStats:
+        """Counts and token sums of the active history, from the stored per-message counts."""
+        ...
+
+    async def window_cut(
+        self, session_id: str, max_messages: int | None, max_tokens: int | None
+    ) -> WindowCut:
+        """Choose a window's cut in the database: `max_messages` bounds the kept non-system
+        messages, `max_tokens` the kept history including system messages."""
+        ...
+
+    async def seqs_before(self, session_id: str, pos: float) -> list[int]:
+        """Seqs of the active non-system messages before position `pos` (what a window removes)."""
+        ...
+
+    async def read_scores(self, session_id: str, seqs: Sequence[int]) -> dict[int, float]:
+        """Stored importance scores of those messages that have one."""
+        ...
+
+    async def save_scores(self, session_id: str, scores: Mapping[int, float], model: str) -> None: ...
+
+    async def apply_prune(self, session_id: str, prune: PruneWrite) -> AppliedPrune:
+        """Apply a prune in one transaction, or nothing: raises PruneConflictError when one of
+        `remove_seqs` is no longer active, ImmutableSessionError when the session is immutable."""
+        ...
 
     # long-term memory (agnt5.memory) ---------------------------------------------------------
     # A namespace is an opaque string (agnt5.memory encodes app and user into it). Its version

@@ -17,7 +17,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,19 +27,24 @@ import aiosqlite
 
 from agnt5.errors import SchemaVersionError, StoreError
 from agnt5.messages import iso
+from agnt5.store import _prune_sql
 from agnt5.store.base import (
     AppendedMessage,
+    AppliedPrune,
     Event,
+    HistoryStats,
     MemoryRow,
     MemoryVectors,
     MemoryWrite,
     MemoryWriteResult,
     NewEvent,
     NewMessage,
+    PruneWrite,
     SessionHeader,
     SessionPage,
     StateWrite,
     StoredMessage,
+    WindowCut,
 )
 from agnt5.store.migrations import LATEST_VERSION, MIGRATIONS
 
@@ -544,6 +549,36 @@ class SqliteStore:
 
         return await self._call(run)
 
+    # pruning (SQL in agnt5/store/_prune_sql.py) ----------------------------------------------------
+
+    async def history_stats(self, session_id: str) -> HistoryStats:
+        return await self._call(lambda conn: _prune_sql.history_stats(conn, session_id))
+
+    async def window_cut(
+        self, session_id: str, max_messages: int | None, max_tokens: int | None
+    ) -> WindowCut:
+        return await self._call(lambda conn: _prune_sql.window_cut(conn, session_id, max_messages, max_tokens))
+
+    async def seqs_before(self, session_id: str, pos: float) -> list[int]:
+        return await self._call(lambda conn: _prune_sql.seqs_before(conn, session_id, pos))
+
+    async def read_scores(self, session_id: str, seqs: Sequence[int]) -> dict[int, float]:
+        return await self._call(lambda conn: _prune_sql.read_scores(conn, session_id, seqs))
+
+    async def save_scores(self, session_id: str, scores: Mapping[int, float], model: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _prune_sql.save_scores(conn, session_id, scores, model)
+
+        await self._call(run)
+
+    async def apply_prune(self, session_id: str, prune: PruneWrite) -> AppliedPrune:
+        def run(conn: sqlite3.Connection) -> AppliedPrune:
+            with _transaction(conn):
+                return _prune_sql.apply_prune(conn, session_id, prune)
+
+        return await self._call(run)
+
 
 # --- SQL helpers, run on the connection thread ----------------------------------------------------
 
@@ -744,6 +779,7 @@ def _insert_events(conn: sqlite3.Connection, session_id: str, events: Sequence[N
 def _delete_session(conn: sqlite3.Connection, session_id: str) -> bool:
     conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
     conn.execute("DELETE FROM pruned_messages WHERE session_id = ?", (session_id,))
+    conn.execute("DELETE FROM message_scores WHERE session_id = ?", (session_id,))
     conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
     conn.execute("DELETE FROM state WHERE scope = 'session' AND owner = ?", (session_id,))
     cur = conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
