@@ -28,11 +28,13 @@ from agnt5.agent_events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from agnt5.blocks import fit_to_budget
 from agnt5.errors import MaxTurnsExceeded, OutputValidationError
 from agnt5.messages import Message, to_provider_messages, validate_message
 from agnt5.models import LanguageModel, ModelResponse, ResponseComplete, ToolCall, Usage
 from agnt5.models import TextDelta as ModelTextDelta
 from agnt5.store.base import NewEvent
+from agnt5.tokens import REPLY_PRIMER_TOKENS, counter_for
 from agnt5.tools import RunContext, Tool, ToolResult, as_tool
 
 if TYPE_CHECKING:
@@ -308,7 +310,7 @@ class Agent:
 
     async def _turns(self, run: _Run, stream: bool) -> AsyncIterator[RunEvent]:
         """Model calls of this agent until it answers, hands off, or runs out of turns."""
-        history = to_provider_messages(await run.conversation.read())
+        history = await run.conversation.read()
         tools = {t.name: t for t in self.tools}
         handoffs = {_handoff_tool_name(a): a for a in self.handoffs}
         schemas = [t.schema() for t in self.tools] + [_handoff_schema(a) for a in self.handoffs]
@@ -319,9 +321,7 @@ class Agent:
         corrected = False
         meta = {"agent": self.name}
         for _ in range(self.max_turns):
-            prompt = (
-                [{"role": "system", "content": self.instructions}] if self.instructions else []
-            ) + history
+            prompt = self._prompt(history, schemas)
             response: ModelResponse | None = None
             if stream:
                 async for delta in self.model.stream(
@@ -377,7 +377,7 @@ class Agent:
                     for call, (result, _) in zip(response.tool_calls, results, strict=True)
                 ]
                 stored = await run.append(items, events)
-                history.extend(to_provider_messages(stored))
+                history.extend(stored)
                 for call, (result, _) in zip(response.tool_calls, results, strict=True):
                     yield ToolResultEvent(self.name, call.id, call.name, result.content, result.is_error)
                 if final is not None:
@@ -408,7 +408,7 @@ class Agent:
                     f"Please {how} that matches the schema.",
                 }
                 stored = await run.append([(assistant, meta), (correction, {**meta, "correction": True})])
-                history.extend(to_provider_messages(stored))
+                history.extend(stored)
                 continue
             run.final = [(assistant, meta)]
             run.output, run.done = output, True
@@ -419,6 +419,34 @@ class Agent:
             "or check the tools' results (the partial run is on .partial)",
             partial=partial,
         )
+
+    def _prompt(
+        self, history: Sequence[Mapping[str, Any]], schemas: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Instructions + history, trimmed to the context window if needed (the session is untouched).
+
+        The budget is the model's context window less the output reserve (`max_tokens` if set,
+        else a quarter of the window up to the model's output limit), the tools' schemas and the
+        reply primer. Over budget, system messages stay and the newest whole blocks that fit are
+        sent, starting at a user message (`agnt5.blocks.fit_to_budget`).
+        """
+        messages: list[Mapping[str, Any]] = list(history)
+        if self.instructions:
+            messages.insert(0, {"role": "system", "content": self.instructions})
+        lm = self.model
+        counter = counter_for(lm.model)
+        window = lm.context_window
+        reserve = lm.params.get("max_tokens") or min(lm.max_output_tokens, window // 4)
+        tools_tokens = sum(counter.text(json.dumps(schema, separators=(",", ":"))) for schema in schemas)
+        budget = window - int(reserve) - tools_tokens - REPLY_PRIMER_TOKENS
+
+        def count(message: Mapping[str, Any]) -> int:
+            stored = getattr(message, "tokens", None)
+            return stored if isinstance(stored, int) else counter.message(message)
+
+        if sum(count(m) for m in messages) > budget:
+            messages = fit_to_budget(messages, budget, count)
+        return to_provider_messages(messages)
 
     async def _call_tool(
         self, call: ToolCall, tools: Mapping[str, Tool], handoffs: Mapping[str, Agent], run: _Run

@@ -646,3 +646,43 @@ def test_agent_rejects_bad_configuration() -> None:
         Agent("a", tools=[search_kb_tool, [search_kb_tool]])
     with pytest.raises(TypeError, match="message dicts"):
         Agent("a").run_sync(["hi"])  # type: ignore[list-item]
+
+
+# --- context fitting -----------------------------------------------------------------------------
+
+
+@respx.mock
+async def test_prompt_is_fitted_to_the_context_window_without_touching_the_session(
+    mem_store: SqliteStore,
+) -> None:
+    from agnt5.tokens import count_tokens
+
+    route = respx.post(OPENAI).mock(return_value=openai_chat("fits"))
+    session = Session("long", store=mem_store)
+    filler = "lorem ipsum dolor sit amet " * 90  # ~540 tokens a message
+    for i in range(20):
+        await session.send_message({"role": "user", "content": f"question {i}: {filler}"})
+        await session.send_message({"role": "assistant", "content": f"answer {i}: {filler}"})
+    before = len(await session.history())
+    lm = LanguageModel("gpt-4", max_tokens=1000)  # 8,192-token window
+    agent = Agent("a", model=lm, instructions="Be brief.", session=session)
+    await agent.run("newest question")
+
+    messages = sent(route)["messages"]
+    assert messages[0] == {"role": "system", "content": "Be brief."}
+    assert messages[1]["role"] == "user"
+    assert messages[-1] == {"role": "user", "content": "newest question"}
+    assert count_tokens(messages, "gpt-4") <= 8192 - 1000
+    assert 2 < len(messages) < 40
+    # Nothing was deleted: the session holds everything plus this run's messages.
+    assert len(await session.history()) == before + 2
+
+
+@respx.mock
+async def test_system_prompt_larger_than_the_window_is_a_clear_error() -> None:
+    from agnt5.errors import TokenBudgetError
+
+    respx.post(OPENAI).mock(return_value=openai_chat("never"))
+    agent = Agent("a", model=LanguageModel("gpt-4", max_tokens=1000), instructions="rule " * 9000)
+    with pytest.raises(TokenBudgetError, match="system"):
+        await agent.run("hi")
