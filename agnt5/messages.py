@@ -60,16 +60,32 @@ class Message(dict[str, Any]):
 def to_provider_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Turn a session history (or any dict-like messages) into the plain list litellm accepts.
 
-    Drops agnt5's own fields (id, timestamp, metadata) and tombstones of pruned messages.
+    Keeps only provider keys (drops agnt5's id, timestamp, metadata), drops tombstones of pruned
+    messages and empty `tool_calls`, and normalises each tool call to its wire shape.
     """
     out: list[dict[str, Any]] = []
     for m in messages:
-        if isinstance(m, Message):
-            if not m.pruned:
-                out.append(m.to_provider())
-        else:
-            out.append({k: m[k] for k in PROVIDER_KEYS if k in m and (k == "content" or m[k] is not None)})
+        if isinstance(m, Message) and m.pruned:
+            continue
+        clean = {k: m[k] for k in PROVIDER_KEYS if k in m and (k == "content" or m[k] is not None)}
+        if "tool_calls" in clean:
+            if clean["tool_calls"]:
+                clean["tool_calls"] = [_wire_tool_call(call) for call in clean["tool_calls"]]
+            else:
+                del clean["tool_calls"]
+        out.append(clean)
     return out
+
+
+def _wire_tool_call(call: Any) -> dict[str, Any]:
+    if not isinstance(call, Mapping):  # a ToolCall record
+        return dict(call.to_dict())
+    function = call.get("function") or {}
+    return {
+        "id": call.get("id"),
+        "type": call.get("type") or "function",
+        "function": {"name": function.get("name"), "arguments": function.get("arguments") or ""},
+    }
 
 
 def iso(ts: float) -> str:
@@ -156,7 +172,10 @@ def _validate_parts(parts: list[Any]) -> None:
             url = image.get("url") if isinstance(image, Mapping) else image
             if not isinstance(url, str) or not url:
                 raise MessageValidationError(f"{where}.image_url", "an image_url part needs a url")
-        ensure_json(part, where)
+        try:
+            ensure_json(part, where)
+        except TypeError as exc:
+            raise MessageValidationError(where, str(exc)) from exc
 
 
 def _validate_tool_calls(tool_calls: Any) -> list[dict[str, Any]]:

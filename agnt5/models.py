@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from agnt5 import _litellm, errors, tokens
+from agnt5.messages import to_provider_messages
 from agnt5.providers import ProviderProfile, profile_for
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ FALLBACK_CONTEXT_WINDOW = 8192
 """Context window assumed when litellm's model map does not know the model."""
 FALLBACK_MAX_OUTPUT_TOKENS = 4096
 """Output limit assumed when litellm's model map does not know the model."""
-PROVIDER_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
 USER_FIRST_PLACEHOLDER = "(conversation continues)"
 """User turn inserted when a provider requires one first and the (pruned) history starts otherwise."""
 
@@ -109,35 +109,6 @@ StreamEvent = TextDelta | ToolCallDelta | ResponseComplete
 
 
 # --- message preparation -------------------------------------------------------------------------
-
-
-def to_provider_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Strip history entries (id, timestamp, metadata...) to the keys providers accept."""
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        clean = {
-            k: message[k]
-            for k in PROVIDER_KEYS
-            if k in message and (k == "content" or message[k] is not None)
-        }
-        if "tool_calls" in clean:
-            if clean["tool_calls"]:
-                clean["tool_calls"] = [_clean_tool_call(call) for call in clean["tool_calls"]]
-            else:
-                del clean["tool_calls"]
-        out.append(clean)
-    return out
-
-
-def _clean_tool_call(call: Any) -> dict[str, Any]:
-    if isinstance(call, ToolCall):
-        return call.to_dict()
-    function = call.get("function") or {}
-    return {
-        "id": call.get("id"),
-        "type": call.get("type") or "function",
-        "function": {"name": function.get("name"), "arguments": function.get("arguments") or ""},
-    }
 
 
 def _ensure_user_first(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

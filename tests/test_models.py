@@ -19,10 +19,10 @@ from _mocks import (
     sse_response,
 )
 
+from agnt5.messages import PROVIDER_KEYS, to_provider_messages
 from agnt5.models import (
     FALLBACK_CONTEXT_WINDOW,
     FALLBACK_MAX_OUTPUT_TOKENS,
-    PROVIDER_KEYS,
     USER_FIRST_PLACEHOLDER,
     LanguageModel,
     ModelResponse,
@@ -32,7 +32,6 @@ from agnt5.models import (
     ToolCall,
     ToolCallDelta,
     Usage,
-    to_provider_messages,
 )
 from agnt5.providers import ANTHROPIC, GEMINI, OPENAI, profile_for
 from agnt5.tools import tool
