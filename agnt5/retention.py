@@ -24,7 +24,7 @@ class RetentionPolicy(BaseModel):
       more than `max_messages` messages.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     ttl_days: float | None = Field(default=None, gt=0)
     immutable: bool = False

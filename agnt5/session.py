@@ -48,6 +48,10 @@ Scope = Literal["session", "user", "app", "temp"]
 EXPORT_FORMATS = ("jsonl", "json")
 
 
+_in_flight: set[asyncio.Future[None]] = set()
+"""State writes still running after the task that started them was cancelled."""
+
+
 def _now() -> float:
     return datetime.now(UTC).timestamp()
 
@@ -227,9 +231,11 @@ class Session:
             if task.cancelled() or task.exception() is not None:
                 self._pending = pending + self._pending
 
-        write = asyncio.ensure_future(
+        write = asyncio.ensure_future(  # noqa: RUF006 (referenced from _in_flight)
             self.store.write_state(header, [w for w, _ in pending], [e for _, e in pending])
         )
+        _in_flight.add(write)  # keeps the write alive even if every caller is gone
+        write.add_done_callback(_in_flight.discard)
         write.add_done_callback(requeue_if_failed)
         await asyncio.shield(write)
 
@@ -583,7 +589,9 @@ def _timestamp(since: str | date | datetime | None) -> float | None:
             ) from exc
     if isinstance(since, datetime):
         moment = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
-        return moment.timestamp()
+        # Stored times are floats; an event's `timestamp` is rounded to the microsecond, so
+        # `since=event.timestamp` must still include that event.
+        return moment.timestamp() - 1e-6
     if isinstance(since, date):
         return datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp()
     raise TypeError(f"since must be an ISO string, a date or a datetime, got {type(since).__name__}")

@@ -84,6 +84,11 @@ class _Connection(aiosqlite.Connection):
         self._tx.put_nowait((None, job))
         return done.result()
 
+    def stop_and_join(self) -> None:
+        """Stop the worker thread and wait until it has ended (after a failed open)."""
+        self.stop()
+        self._thread.join()
+
     def enqueue(self, fn: Callable[[sqlite3.Connection], None]) -> None:
         """Queue `fn` on the connection thread without waiting (it reports its own results)."""
         conn = self._conn
@@ -157,7 +162,11 @@ class SqliteStore:
         # drop the last transactions. `synchronous=FULL` is one PRAGMA away for stricter needs.
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        _migrate(conn)
+        try:
+            _migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _database(self) -> _Connection:
@@ -172,8 +181,11 @@ class SqliteStore:
                 try:
                     db.open_sync()
                 except sqlite3.Error as exc:
-                    db.stop()
+                    db.stop_and_join()
                     raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+                except BaseException:  # e.g. SchemaVersionError: leave no thread behind
+                    db.stop_and_join()
+                    raise
                 self._db = db
             return self._db
 

@@ -1,0 +1,139 @@
+"""Concurrent writers: many tasks on one session, and several OS processes on one database file."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import _workers
+import pytest
+
+from agnt5 import Entity, Session
+from agnt5.store.sqlite import SqliteStore
+
+TASKS = 20
+PER_TASK = 100
+
+
+async def assert_gap_free(session: Session, expected: Counter[str]) -> None:
+    history = await session.history()
+    assert [m.seq for m in history] == list(range(1, sum(expected.values()) + 1))
+    assert Counter(m["content"] for m in history) == expected
+    assert len({m["id"] for m in history}) == len(history)
+    appended = [e for e in await session.events() if e.type == "message_appended"]
+    assert sorted(e.data["seq"] for e in appended) == [m.seq for m in history]
+
+
+def each_writer_in_order(history: list[Any], writers: int, per_writer: int, prefix: str) -> None:
+    """Every writer's own messages keep the order it sent them in."""
+    for w in range(writers):
+        mine = [m["content"] for m in history if m["content"].startswith(f"{prefix}{w}-")]
+        assert mine == [f"{prefix}{w}-{i}" for i in range(per_writer)]
+
+
+@pytest.mark.parametrize("shared_object", [False, True], ids=["separate-objects", "one-object"])
+async def test_twenty_tasks_append_two_thousand_messages(store: SqliteStore, shared_object: bool) -> None:
+    shared = Session("busy", app_name="app", user_id="u", store=store)
+    objects = [
+        shared if shared_object else Session("busy", app_name="app", user_id="u", store=store)
+        for _ in range(TASKS)
+    ]
+
+    async def writer(w: int, session: Session) -> None:
+        for i in range(PER_TASK):
+            await session.send_message({"role": "user", "content": f"w{w}-{i}"})
+
+    await asyncio.gather(*(writer(w, s) for w, s in enumerate(objects)))
+    expected = Counter(f"w{w}-{i}" for w in range(TASKS) for i in range(PER_TASK))
+    await assert_gap_free(shared, expected)
+    each_writer_in_order(await shared.history(), TASKS, PER_TASK, "w")
+    [header] = (await Session.list(store=store)).sessions
+    assert header.message_count == TASKS * PER_TASK
+    # A later writer carries on from 2,001.
+    assert (await Session("busy", store=store).send_message({"role": "user", "content": "next"})).seq == 2001
+
+
+async def test_concurrent_appends_to_several_sessions_stay_separate(store: SqliteStore) -> None:
+    async def writer(session_id: str, w: int) -> None:
+        s = Session(session_id, store=store)
+        for i in range(50):
+            await s.send_message({"role": "user", "content": f"{session_id}:{w}-{i}"})
+
+    await asyncio.gather(*(writer(f"s{k}", w) for k in range(4) for w in range(5)))
+    for k in range(4):
+        expected = Counter(f"s{k}:{w}-{i}" for w in range(5) for i in range(50))
+        await assert_gap_free(Session(f"s{k}", store=store), expected)
+
+
+async def test_concurrent_appends_with_state_writes_and_reads(store: SqliteStore) -> None:
+    s = Session("mixed", user_id="u", store=store)
+
+    async def appender(w: int) -> None:
+        for i in range(50):
+            await s.send_message({"role": "user", "content": f"a{w}-{i}"})
+
+    async def stater(w: int) -> None:
+        for i in range(50):
+            s.set_state(f"key{w}", i)
+            await asyncio.sleep(0)
+
+    async def reader() -> None:
+        for _ in range(50):
+            seqs = [m.seq for m in await s.history(limit=20)]
+            assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+    await asyncio.gather(*(appender(w) for w in range(5)), *(stater(w) for w in range(3)), reader())
+    await assert_gap_free(s, Counter(f"a{w}-{i}" for w in range(5) for i in range(50)))
+    assert s.state() == {f"key{w}": 49 for w in range(3)}
+
+
+def run_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> None:
+    """Start one spawned process per argument tuple, release them together, wait for all."""
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=target, args=(*a, start)) for a in args]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(timeout=120)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+
+
+async def test_two_processes_append_to_one_database_file(db_path: Path, store: SqliteStore) -> None:
+    await Session("shared", app_name="app", user_id="u", store=store).save()
+    await asyncio.to_thread(
+        run_processes, _workers.append_messages, [(str(db_path), "shared", w, 500) for w in range(2)]
+    )
+    s = Session("shared", store=store)
+    expected = Counter(f"w{w}-{i}" for w in range(2) for i in range(500))
+    await assert_gap_free(s, expected)
+    each_writer_in_order(await s.history(), 2, 500, "w")
+
+
+async def test_two_processes_update_one_entity_key(db_path: Path, store: SqliteStore) -> None:
+    await asyncio.to_thread(
+        run_processes, _workers.entity_increments, [(str(db_path), "counter", "n", 1000) for _ in range(2)]
+    )
+    assert await Entity("counter", store=store).get("n") == 2000
+
+
+async def test_processes_and_tasks_update_one_entity_key_together(db_path: Path, store: SqliteStore) -> None:
+    entity = Entity("counter", store=store)
+
+    async def local() -> None:
+        for _ in range(300):
+            await entity.update("n", lambda v: (v or 0) + 1)
+
+    processes = asyncio.to_thread(
+        run_processes, _workers.entity_increments, [(str(db_path), "counter", "n", 300)]
+    )
+    await asyncio.gather(processes, local(), local())
+    assert await entity.get("n") == 900
