@@ -219,15 +219,19 @@ def _ranges(seqs: tuple[int, ...]) -> list[list[int]]:
     return out
 
 
-def auto_prune_params(strategy: str, max_messages: int) -> tuple[int, dict[str, Any]]:
-    """The target (80% of max_messages) and the parameters that make `strategy` prune down to it."""
+def auto_prune_params(
+    strategy: str, max_messages: int, system_messages: int = 0
+) -> tuple[int, dict[str, Any]]:
+    """The target (80% of max_messages, system messages included) and the parameters that make
+    `strategy` prune down to it (strategies count non-system messages)."""
     target = max(1, math.floor(max_messages * AUTO_PRUNE_TARGET))
+    room = max(1, target - system_messages)
     if strategy == "sliding_window":
-        return target, {"window_size": target}
+        return target, {"window_size": room}
     if strategy == "keep_important":
-        return target, {"max_messages": target}
-    if strategy == "summarize_old":
-        return target, {"threshold": target, "keep_recent": max(1, target - 1)}
+        return target, {"max_messages": room}
+    if strategy == "summarize_old":  # the summary itself takes one of the target's places
+        return target, {"threshold": room, "keep_recent": max(1, room - 1)}
     return target, {}  # keep_last_<N>: N is the user's explicit choice
 
 
@@ -242,7 +246,8 @@ async def auto_prune(session: Session) -> PruneResult | None:
         stored = await session.store.get_session(session.id)  # one row: the active count
         if stored is None or stored.message_count <= limit:
             return None
-        _, params = auto_prune_params(strategy, limit)
+        system = (await session.store.history_stats(session.id)).system_messages
+        _, params = auto_prune_params(strategy, limit, system)
         return await prune(session, strategy, auto=True, **params)
     except Exception as exc:
         log.warning("auto-prune of session %r with %s failed: %s", session.id, strategy, exc)

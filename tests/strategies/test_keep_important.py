@@ -1,0 +1,221 @@
+"""keep_important: batched structured scoring over real (respx-mocked) OpenAI HTTP, stored scores,
+budget-sized batches, typed errors with the history unchanged, and the invariants."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from _convo import (
+    OPENAI_URL,
+    FakeModel,
+    check_invariants,
+    conversations,
+    make_session,
+    openai_reply,
+    scores_for,
+)
+from _mocks import fixture_json, json_response, sleeps  # noqa: F401  (sleeps is a fixture)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agnt5.errors import PruneModelError, TokenBudgetError
+from agnt5.models import LanguageModel
+from agnt5.store.sqlite import SqliteStore
+from agnt5.tokens import count_tokens
+
+
+def _chat(n: int, important: set[int]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": "system", "content": "You are a travel agent."}]
+    for i in range(n):
+        tag = "IMPORTANT my passport number is 12345" if i in important else "thanks, nice weather"
+        out += [
+            {"role": "user", "content": f"turn {i}: {tag}"},
+            {"role": "assistant", "content": f"noted {i}"},
+        ]
+    return out
+
+
+def _seqs(request: httpx.Request) -> list[int]:
+    text = json.loads(request.content)["messages"][-1]["content"]
+    return [int(s) for s in re.findall(r"^\[(\d+)\]", text, flags=re.M)]
+
+
+class SmallWindow(LanguageModel):
+    """The real HTTP path with a tiny context window, to force several scoring batches."""
+
+    window = 700
+
+    @property
+    def context_window(self) -> int:
+        return self.window
+
+
+@respx.mock
+async def test_scores_in_one_structured_call_and_keeps_the_important_turns() -> None:
+    session = await make_session(_chat(10, important={1, 4}))
+    route = respx.post(OPENAI_URL).mock(side_effect=scores_for)
+    result = await session.prune(strategy="keep_important", max_messages=6, keep_recent=1)
+    assert route.call_count == 1
+    body = json.loads(route.calls[0].request.content)
+    assert body["model"] == "gpt-4o-mini"
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"]["required"] == ["scores"]
+    assert body["max_tokens"] > 0
+    # every candidate message (turns 0..8: seqs 2..19) was sent, nothing from the recent turn or system
+    assert _seqs(route.calls[0].request) == list(range(2, 20))
+    after = await session.history()
+    contents = [m["content"] for m in after]
+    assert contents[0] == "You are a travel agent."
+    assert [c for c in contents if "IMPORTANT" in c] == [
+        "turn 1: IMPORTANT my passport number is 12345",
+        "turn 4: IMPORTANT my passport number is 12345",
+    ]
+    assert contents[-2:] == ["turn 9: thanks, nice weather", "noted 9"]
+    assert result.changed and result.model == "gpt-4o-mini"
+    assert result.prompt_tokens == 100 and result.completion_tokens == 20 and result.cost is not None
+
+
+@respx.mock
+async def test_scores_are_stored_and_not_requested_again() -> None:
+    session = await make_session(_chat(10, important={2}))
+    route = respx.post(OPENAI_URL).mock(side_effect=scores_for)
+    await session.prune(strategy="keep_important", max_messages=8, keep_recent=1)
+    first = set(_seqs(route.calls[0].request))
+    for m in _chat(4, important=set())[1:]:
+        await session.send_message(m)
+    await session.prune(strategy="keep_important", max_messages=8, keep_recent=1)
+    second = set(_seqs(route.calls[-1].request))
+    assert second and not (second & first), "already-scored messages were scored again"
+
+
+@respx.mock
+async def test_batches_fit_the_context_window() -> None:
+    session = await make_session(_chat(30, important={3}))
+    route = respx.post(OPENAI_URL).mock(side_effect=scores_for)
+    model = SmallWindow("gpt-4o-mini")
+    await session.prune(strategy="keep_important", max_messages=10, keep_recent=1, model=model)
+    assert route.call_count > 1
+    scored: list[int] = []
+    for call in route.calls:
+        body = json.loads(call.request.content)
+        prompt = count_tokens(body["messages"], "gpt-4o-mini")
+        assert prompt + body["max_tokens"] <= model.window, "a scoring request exceeded the context window"
+        scored += _seqs(call.request)
+    assert sorted(scored) == scored and len(scored) == len(set(scored))
+
+
+@respx.mock
+async def test_ties_break_towards_newer_turns() -> None:
+    session = await make_session(_chat(8, important=set()))
+    respx.post(OPENAI_URL).mock(side_effect=lambda r: scores_for(r, score=5))
+    await session.prune(strategy="keep_important", max_messages=6, keep_recent=1)
+    contents = [m["content"] for m in await session.history()]
+    assert contents[1:] == [x for i in (5, 6, 7) for x in (f"turn {i}: thanks, nice weather", f"noted {i}")]
+
+
+@respx.mock
+async def test_tool_call_mode_when_the_model_has_no_native_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(LanguageModel, "supports_response_schema", property(lambda self: False))
+    session = await make_session(_chat(6, important={0}))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        scores = json.loads(scores_for(request).content)["choices"][0]["message"]["content"]
+        body = copy.deepcopy(fixture_json("openai/chat_parallel_tool_calls.json"))
+        body["choices"][0]["message"]["tool_calls"] = [
+            {
+                "id": "call_s",
+                "type": "function",
+                "function": {"name": "record_importance_scores", "arguments": scores},
+            }
+        ]
+        return httpx.Response(200, json=body)
+
+    route = respx.post(OPENAI_URL).mock(side_effect=answer)
+    result = await session.prune(strategy="keep_important", max_messages=4, keep_recent=1)
+    body = json.loads(route.calls[0].request.content)
+    assert (
+        body["tool_choice"]["function"]["name"] == "record_importance_scores"
+        and "response_format" not in body
+    )
+    assert result.changed
+    assert any("IMPORTANT" in str(m["content"]) for m in await session.history())
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        lambda r: openai_reply("this is not JSON"),
+        lambda r: openai_reply('{"scores": [{"seq": 2, "score": "high"}]}'),
+        lambda r: openai_reply('{"scores": []}'),
+        lambda r: json_response("openai/error_500.json", 500),
+        httpx.ReadTimeout("timed out"),
+    ],
+    ids=["not-json", "bad-score", "missing-scores", "http-500", "timeout"],
+)
+@pytest.mark.usefixtures("sleeps")
+@respx.mock
+async def test_failures_leave_history_unchanged(reply: Any) -> None:
+    session = await make_session(_chat(8, important={1}))
+    before = await session.history(include_pruned=True)
+    events = await session.events()
+    respx.post(OPENAI_URL).mock(side_effect=reply)
+    with pytest.raises(PruneModelError, match="history is unchanged"):
+        await session.prune(strategy="keep_important", max_messages=4, keep_recent=1)
+    assert await session.history(include_pruned=True) == before
+    assert await session.events() == events
+
+
+async def test_within_limits_makes_no_model_call() -> None:
+    session = await make_session(_chat(3, important=set()))
+    model = FakeModel()
+    result = await session.prune(strategy="keep_important", max_messages=50, model=model)
+    assert not result.changed and model.requests == []
+
+
+async def test_protected_messages_over_budget_raise_before_any_call() -> None:
+    session = await make_session(_chat(5, important=set()))
+    model = FakeModel()
+    with pytest.raises(TokenBudgetError):
+        await session.prune(strategy="keep_important", max_tokens=5, model=model)
+    assert model.requests == []
+
+
+@settings(deadline=None, max_examples=40)
+@given(conversations(), st.one_of(st.none(), st.integers(1, 15)), st.one_of(st.none(), st.integers(20, 400)))
+def test_keep_important_invariants(
+    history: list[dict[str, Any]], max_messages: int | None, max_tokens: int | None
+) -> None:
+    async def run() -> None:
+        store = SqliteStore()
+        model = FakeModel(window=600, output=200)
+        try:
+            session = await make_session(history, store)
+            before = await session.history()
+            try:
+                result = await session.prune(
+                    strategy="keep_important", max_messages=max_messages, max_tokens=max_tokens, model=model
+                )
+            except TokenBudgetError:
+                assert max_tokens is not None and await session.history() == before
+                return
+            after = await session.history()
+            check_invariants(before, after, changed=result.changed, max_tokens=max_tokens)
+            conversation = [m for m in before if m["role"] != "system"]
+            limit = max_messages if max_messages is not None or max_tokens is not None else 50
+            if (limit is None or len(conversation) <= limit) and (
+                max_tokens is None or sum(m.tokens for m in before) <= max_tokens
+            ):
+                assert not result.changed and model.requests == []
+            for request in model.requests:
+                assert model.count_tokens(request) <= model.window
+        finally:
+            await store.close()
+
+    asyncio.run(run())

@@ -1,0 +1,199 @@
+"""Session.prune end to end: registry errors, immutability, tombstones, export, the prune event,
+conflicts, auto-prune with hysteresis, prune_to_fit for agents."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, ClassVar
+
+import pytest
+import respx
+from _convo import OPENAI_URL, FakeModel, make_session, openai_reply
+
+from agnt5 import Session
+from agnt5.errors import ImmutableSessionError, PruneConflictError, StrategyError
+from agnt5.pruning import PruneResult, auto_prune_params, prune_to_fit
+from agnt5.store.base import NewEvent, PruneWrite
+from agnt5.store.sqlite import SqliteStore
+from agnt5.strategies import Budget, PrunePlan, SessionView
+
+
+def _chat(n: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": "system", "content": "sys"}]
+    for i in range(n):
+        out += [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("strategy", "params", "match"),
+    [
+        (
+            "keep_everything",
+            {},
+            "accepted: keep_last_<N>, sliding_window, keep_last, keep_important, summarize_old",
+        ),
+        ("keep_last_0", {}, "unknown prune strategy"),
+        ("keep_last_5", {"n": 3}, "takes no parameters"),
+        ("sliding_window", {"window": 5}, "accepts window_size"),
+        ("sliding_window", {"window_size": -1}, "window_size must be a positive integer"),
+        ("keep_important", {"keep_recent": "2"}, "keep_recent must be a positive integer"),
+        ("summarize_old", {"threshold": 0}, "threshold must be a positive integer"),
+    ],
+)
+async def test_bad_strategies_and_parameters_say_what_is_accepted(
+    strategy: str, params: dict[str, Any], match: str
+) -> None:
+    session = await make_session(_chat(3))
+    with pytest.raises(StrategyError, match=match):
+        await session.prune(strategy=strategy, **params)
+
+
+async def test_bad_max_tokens_and_model() -> None:
+    session = await make_session(_chat(3))
+    with pytest.raises(StrategyError, match="max_tokens"):
+        await session.prune(strategy="keep_last_2", max_tokens=0)
+    with pytest.raises(StrategyError, match="model"):
+        await session.prune(strategy="keep_important", model=42)  # type: ignore[arg-type]
+
+
+async def test_immutable_sessions_refuse() -> None:
+    session = await make_session(_chat(3), retention={"immutable": True})
+    with pytest.raises(ImmutableSessionError):
+        await session.prune(strategy="keep_last_1")
+    assert len(await session.history()) == 7
+
+
+async def test_tombstones_export_and_prune_event() -> None:
+    session = await make_session(_chat(5))
+    await session.send_message({"role": "user", "content": "tagged"}, metadata={"topic": "x"})
+    result = await session.prune(strategy="keep_last_2")
+    assert isinstance(result, PruneResult) and result.removed == 10
+    everything = await session.history(include_pruned=True)
+    tombstones = [m for m in everything if m.pruned]
+    assert len(tombstones) == 10
+    for m in tombstones:
+        assert "content" not in m and m["id"] and m["role"] in ("user", "assistant") and m["timestamp"]
+        assert m.metadata["pruned_by"] == result.prune_id and m.tokens > 0
+    lines = [json.loads(line) for line in (await session.export(format="jsonl")).splitlines()]
+    assert sum(1 for line in lines if line.get("pruned")) == 10
+    active = [line for line in lines if not line.get("pruned")]
+    assert [line["role"] for line in active] == ["system", "user"] and active[1]["metadata"] == {"topic": "x"}
+    prune_events = [e for e in await session.events() if e.type == "prune"]
+    assert len(prune_events) == 1
+    data = prune_events[0].data
+    assert data["prune_id"] == result.prune_id and data["strategy"] == "keep_last_2"
+    assert data["params"] == {"n": 2} and data["removed"] == 10 and data["removed_seqs"] == [[2, 11]]
+    assert data["messages_before"] == 12 and data["messages_after"] == 2
+    assert data["tokens_before"] == result.tokens_before and data["tokens_after"] == result.tokens_after
+    assert data["cost"] is None and data["model"] is None
+    assert (await Session.get("conv", store=session.store)).metadata == {}
+    assert (await session.store.get_session(session.id)).message_count == 2  # type: ignore[union-attr]
+
+
+@respx.mock
+async def test_llm_prune_event_carries_model_usage_and_cost() -> None:
+    session = await make_session(_chat(12))
+    respx.post(OPENAI_URL).mock(return_value=openai_reply("summary", prompt_tokens=300, completion_tokens=40))
+    result = await session.prune(strategy="summarize_old", threshold=10, model="gpt-4o-mini")
+    event = [e for e in await session.events() if e.type == "prune"][-1]
+    assert event.data["model"] == "gpt-4o-mini"
+    assert event.data["usage"] == {"prompt_tokens": 300, "completion_tokens": 40}
+    assert event.data["cost"] == result.cost and result.cost and result.cost > 0
+    assert event.data["summary_id"] == result.summary_id
+
+
+async def test_apply_prune_is_all_or_nothing_on_conflict() -> None:
+    session = await make_session(_chat(5))
+    store = session.store
+    event = NewEvent("prune", {})
+    await store.apply_prune(session.id, PruneWrite("p1", [2, 3], None, event))
+    before = await session.history(include_pruned=True)
+    with pytest.raises(PruneConflictError, match="run the prune again"):
+        await store.apply_prune(session.id, PruneWrite("p2", [3, 4, 5], None, event))
+    assert await session.history(include_pruned=True) == before
+
+
+async def test_strategy_objects_and_the_default_from_retention() -> None:
+    class DropOldest:
+        name = "drop_oldest"
+        uses_model = False
+        params: ClassVar[dict[str, Any]] = {}
+
+        async def plan(self, view: SessionView, budget: Budget, model: Any) -> PrunePlan:
+            history = await view.messages()
+            return PrunePlan(remove_seqs=(history[1].seq, history[2].seq))
+
+    session = await make_session(_chat(3))
+    result = await session.prune(DropOldest())
+    assert result.strategy == "drop_oldest" and result.removed == 2
+    with pytest.raises(StrategyError, match="strategy object"):
+        await session.prune(DropOldest(), window_size=3)  # type: ignore[arg-type]
+    session = Session("other", store=session.store, retention={"prune_strategy": "keep_last_2"})
+    await session.send_messages(_chat(3))
+    assert (await session.prune()).strategy == "keep_last_2"
+
+
+async def test_auto_prune_with_hysteresis() -> None:
+    store = SqliteStore()
+    session = Session("auto", store=store, retention={"auto_prune": True, "max_messages": 10})
+    await session.send_message({"role": "system", "content": "sys"})
+    for i in range(9):  # up to 10 active: no prune yet
+        await session.send_message({"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"})
+    assert not [e for e in await session.events() if e.type == "prune"]
+    await session.send_message({"role": "assistant", "content": "m9"})  # 11 > 10
+    prunes = [e for e in await session.events() if e.type == "prune"]
+    assert len(prunes) == 1 and prunes[0].data["auto"] is True
+    assert prunes[0].data["strategy"] == "sliding_window" and prunes[0].data["params"] == {"window_size": 7}
+    active = (await store.get_session("auto")).message_count  # type: ignore[union-attr]
+    assert active <= 8
+    for i in range(2):  # back under the limit: no prune on every message
+        await session.send_message({"role": "user", "content": f"n{i}"})
+    assert len([e for e in await session.events() if e.type == "prune"]) == 1
+    history = await session.history()
+    assert history[0]["content"] == "sys" and history[-1]["content"] == "n1"
+    assert history[1]["role"] == "user"
+    await store.close()
+
+
+async def test_auto_prune_failure_keeps_the_message_and_is_recorded(caplog: pytest.LogCaptureFixture) -> None:
+    store = SqliteStore()
+    session = Session(
+        "auto",
+        store=store,
+        retention={"auto_prune": True, "max_messages": 4, "prune_strategy": "summarize_old"},
+    )
+    with respx.mock:
+        respx.post(OPENAI_URL).mock(return_value=openai_reply(""))  # an unusable summary
+        with caplog.at_level(logging.WARNING, logger="agnt5.pruning"):
+            await session.send_messages(_chat(3))
+    assert len(await session.history()) == 7
+    failures = [e for e in await session.events() if e.type == "auto_prune_failed"]
+    assert failures and failures[0].data["error"] == "PruneModelError"
+    assert "auto-prune" in caplog.text
+    await store.close()
+
+
+def test_auto_prune_params() -> None:
+    assert auto_prune_params("sliding_window", 1000) == (800, {"window_size": 800})
+    assert auto_prune_params("sliding_window", 1000, 2) == (800, {"window_size": 798})
+    assert auto_prune_params("keep_important", 10) == (8, {"max_messages": 8})
+    assert auto_prune_params("summarize_old", 10, 1) == (8, {"threshold": 7, "keep_recent": 6})
+    assert auto_prune_params("keep_last_5", 10) == (8, {})
+
+
+async def test_prune_to_fit_uses_the_sessions_strategy() -> None:
+    session = await make_session(_chat(20), retention={"prune_strategy": "sliding_window"})
+    result = await prune_to_fit(session, 60)
+    assert result is not None and result.tokens_after <= 60
+    plain = await make_session(_chat(3), SqliteStore())
+    assert await prune_to_fit(plain, 10) is None
+
+
+async def test_scores_are_deleted_with_the_session() -> None:
+    session = await make_session(_chat(12))
+    await session.prune(strategy="keep_important", max_messages=8, model=FakeModel())
+    assert await session.store.read_scores(session.id, list(range(100)))
+    await session.delete()
+    assert await session.store.read_scores(session.id, list(range(100))) == {}
