@@ -59,6 +59,11 @@ def get_litellm() -> ModuleType:
                 flush()  # drop any client built before the transport switch
             install_network_guard()
             _module = module
+        if os.environ.get("AGNT5_CASSETTE"):
+            # A notebook kernel or demo told by its environment to replay recorded responses.
+            from agnt5.testing.cassette import activate_from_environment
+
+            activate_from_environment()
     assert _module is not None
     return _module
 
@@ -179,11 +184,22 @@ async def acompletion(*, num_retries: int = 2, **kwargs: Any) -> Any:
             attempt += 1
 
 
+class _NoRetries(int):
+    """Zero retries that is truthy: litellm's OpenAI embedding path reads `max_retries or 2`, so a
+    plain 0 would turn into two hidden SDK retries under agnt5's own."""
+
+    def __new__(cls) -> _NoRetries:
+        return super().__new__(cls, 0)
+
+    def __bool__(self) -> bool:
+        return True
+
+
 async def aembedding(*, num_retries: int = 2, **kwargs: Any) -> Any:
     """`litellm.aembedding(**kwargs)` with the same retries and error mapping as `acompletion`."""
     litellm = get_litellm()
     kwargs.setdefault("num_retries", 0)
-    kwargs.setdefault("max_retries", 0)
+    kwargs.setdefault("max_retries", _NoRetries())
     model = str(kwargs.get("model", ""))
     attempt = 0
     while True:
@@ -210,7 +226,7 @@ async def iterate_stream(stream: Any, model: str) -> AsyncIterator[Any]:
 
 def is_retryable(error: errors.ModelError) -> bool:
     """Rate limits, timeouts, 5xx and connection failures are worth another try; the rest are not."""
-    if isinstance(error, errors.NetworkDisabledError):
+    if isinstance(error, errors.NetworkDisabledError | errors.CassetteMismatchError):
         return False
     if isinstance(error, errors.RateLimitError | errors.ModelTimeoutError):
         return True
@@ -275,10 +291,11 @@ def map_exception(exc: BaseException, model: str) -> errors.ModelError:
     """Translate a litellm/openai/httpx exception into the matching `agnt5.errors.ModelError`."""
     if isinstance(exc, errors.ModelError):
         return exc
-    blocked = _find_cause(exc, errors.NetworkDisabledError)
-    if isinstance(blocked, errors.NetworkDisabledError):
-        blocked.model = blocked.model or model
-        return blocked
+    # Our own errors raised below litellm (network guard, cassette replay) come through as themselves.
+    ours = _find_cause(exc, errors.ModelError)
+    if isinstance(ours, errors.ModelError):
+        ours.model = ours.model or model
+        return ours
 
     litellm = get_litellm()
     exc_model = getattr(exc, "model", None)

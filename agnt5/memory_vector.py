@@ -316,7 +316,8 @@ class VectorMemoryService:
         if size == 0 or (expected is not None and size != expected):
             raise self._shape_error(f"returned vectors of {size} dimensions, expected {expected}")
         try:
-            matrix: Matrix = np.asarray(rows, dtype=np.float32)
+            with np.errstate(over="ignore"):  # too large for float32 becomes inf, refused below
+                matrix: Matrix = np.asarray(rows, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise self._shape_error(f"returned an embedding that is not a list of numbers ({exc})") from exc
         if not np.isfinite(matrix).all():
