@@ -111,6 +111,18 @@ class NetworkDisabledError(ModelError):
     """A real model request was attempted while network access is disabled (tests, offline mode)."""
 
 
+class CassetteError(Agnt5Error):
+    """A recorded-responses cassette is missing, malformed, or used in the wrong mode."""
+
+
+class CassetteMismatchError(CassetteError, ModelError):
+    """A model request has no recorded response; the message shows it and the nearest recording."""
+
+
+class ScriptExhaustedError(Agnt5Error, AssertionError):
+    """A ScriptedModel was called more times than steps were queued (or not all were used)."""
+
+
 class AgentError(Agnt5Error):
     """Base class of agent-run errors."""
 

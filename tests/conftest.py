@@ -14,6 +14,8 @@ os.environ["AGNT5_DISABLE_NETWORK"] = "1"
 for _var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
     os.environ.setdefault(_var, "sk-test-not-a-real-key")
 
+pytest_plugins = ["pytester"]  # tests of agnt5's own pytest plugin
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
