@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMER_TOKENS = 3
+TEXT_CACHE_ENTRIES = 65_536
+TEXT_CACHE_CHARS = 32_000_000
+"""Bounds of the per-counter cache of string counts (cleared whole when either is reached)."""
 IMAGE_PART_TOKENS = 85
 """Flat cost of an image part: OpenAI's low-detail price. Images are never fetched to be measured."""
 
@@ -75,10 +78,26 @@ class TokenCounter:
         # encode_ordinary counts special-token text as plain text (what litellm does), and is faster.
         self._encode = self._encoding.encode_ordinary
         self._short: dict[str, int] = {}
+        self._seen: dict[str, int] = {}
+        self._seen_chars = 0
 
     def text(self, text: str) -> int:
-        """Tokens of a plain string (special tokens counted as text, never refused)."""
-        return len(self._encode(text)) if text else 0
+        """Tokens of a plain string (special tokens counted as text, never refused).
+
+        Counts are remembered per string (bounded), because agents count the same history again
+        before every model call; a string is encoded once.
+        """
+        if not text:
+            return 0
+        count = self._seen.get(text)
+        if count is None:
+            count = len(self._encode(text))
+            if len(self._seen) >= TEXT_CACHE_ENTRIES or self._seen_chars >= TEXT_CACHE_CHARS:
+                self._seen.clear()
+                self._seen_chars = 0
+            self._seen[text] = count
+            self._seen_chars += len(text)
+        return count
 
     def _label(self, text: str) -> int:
         """Tokens of a role, name or id: few distinct values, so they are cached."""
