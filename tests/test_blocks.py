@@ -123,11 +123,13 @@ def test_fit_invariants(history: list[dict[str, Any]], budget: int) -> None:
     try:
         out = fit_to_budget(history, budget)
     except TokenBudgetError:
-        system = sum(count_message_tokens(m) for m in history if m["role"] == "system")
-        users = [m for m in history if m["role"] == "user"]
-        newest = count_message_tokens(users[-1]) + count_message_tokens(history[-1]) if users else 0
-        assert (
-            system > budget or system + newest > budget or system + count_message_tokens(users[-1]) > budget
+        blocks = group_blocks(history)
+        system = sum(b.tokens for b in blocks if b.kind == "system")
+        rest = [b for b in blocks if b.kind != "system"]
+        users = [b for b in rest if b.kind == "user"]
+        assert system > budget or (
+            users
+            and system + users[-1].tokens + (rest[-1].tokens if rest[-1] is not users[-1] else 0) > budget
         )
         return
     total = sum(count_message_tokens(m) for m in history)
