@@ -124,9 +124,17 @@ class Cassette:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], mode: Mode | None = None, match_on: MatchOn = "body"
+        self,
+        path: str | os.PathLike[str],
+        mode: Mode | None = None,
+        match_on: MatchOn = "body",
+        *,
+        upstream: Callable[[httpx.Request], httpx.Response] | None = None,
     ) -> None:
+        """`upstream`, when recording, answers each request instead of the network: a scripted
+        provider (in the provider's wire format) for authoring cassettes of demos and docs."""
         self.path = Path(path)
+        self.upstream = upstream
         chosen = mode or default_mode()
         if chosen == "once":
             chosen = "replay" if self.path.exists() else "record"
@@ -346,9 +354,15 @@ def _indent(text: str, limit: int) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def cassette(path: str | os.PathLike[str], mode: Mode | None = None, match_on: MatchOn = "body") -> Cassette:
+def cassette(
+    path: str | os.PathLike[str],
+    mode: Mode | None = None,
+    match_on: MatchOn = "body",
+    *,
+    upstream: Callable[[httpx.Request], httpx.Response] | None = None,
+) -> Cassette:
     """A Cassette for `path`: `with cassette("tests/cassettes/x.json"): ...` or as a decorator."""
-    return Cassette(path, mode, match_on)
+    return Cassette(path, mode, match_on, upstream=upstream)
 
 
 _ambient: Cassette | None = None

@@ -224,3 +224,36 @@ def test_pytest_fixture_replays_a_users_test(pytester: pytest.Pytester, fake_ope
     replayed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     replayed.assert_outcomes(passed=1)
     assert len(FakeOpenAI.seen) == served
+
+
+async def test_authoring_a_cassette_from_a_scripted_upstream(tmp_path: Path) -> None:
+    """Demos and docs ship cassettes authored against a scripted provider in its wire format."""
+    import httpx
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        asked = json.loads(request.content)["messages"][-1]["content"]
+        return httpx.Response(
+            200,
+            json={
+                "id": "chatcmpl-authored",
+                "object": "chat.completion",
+                "created": 1727000000,
+                "model": "gpt-4o-mini",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": f"scripted: {asked}"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            },
+        )
+
+    path = tmp_path / "authored.json"
+    async with cassette(path, mode="record", upstream=upstream):
+        assert (await Agent("a").run("ping")).output == "scripted: ping"
+    recorded = json.loads(path.read_text())["interactions"][0]
+    assert recorded["request"]["url"] == "https://api.openai.com/v1/chat/completions"
+    async with cassette(path):
+        assert (await Agent("a").run("ping")).output == "scripted: ping"
