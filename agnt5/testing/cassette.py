@@ -309,43 +309,47 @@ class Cassette:
     # -- record --
 
     async def _record(self, request: httpx.Request) -> httpx.Response:
-        import httpcore
-
-        async with httpcore.AsyncConnectionPool() as pool:
-            raw = await pool.request(
-                request.method,
-                str(request.url),
-                headers=[
-                    (k, v) for k, v in request.headers.raw if k.lower() not in (b"content-length", b"host")
-                ],
-                content=request.content,
-            )
-        content = raw.content
-        headers = {k.decode().lower(): v.decode() for k, v in raw.headers}
+        status, headers, content = await self._send_upstream(request)
         kept = {k: headers[k] for k in KEPT_RESPONSE_HEADERS if k in headers}
-        content_type = headers.get("content-type", "")
         payload: Any
         encoding: Literal["json", "text", "base64"]
         try:
-            if "json" in content_type:
+            if "json" in headers.get("content-type", ""):
                 payload, encoding = json.loads(content), "json"
             else:
                 payload, encoding = content.decode("utf-8"), "text"
         except ValueError:
             payload, encoding = base64.b64encode(content).decode(), "base64"
+        interaction = Interaction(
+            request.method,
+            redact_url(str(request.url)),
+            _request_body(request),
+            status,
+            kept,
+            payload,
+            encoding,
+        )
         with self._lock:
-            self.interactions.append(
-                Interaction(
-                    request.method,
-                    redact_url(str(request.url)),
-                    _request_body(request),
-                    raw.status,
-                    kept,
-                    payload,
-                    encoding,
-                )
+            self.interactions.append(interaction)
+        return httpx.Response(status, headers=kept, content=content)
+
+    async def _send_upstream(self, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:
+        """The response to `request` from `upstream`, else from the real network (below respx)."""
+        if self.upstream is not None:
+            response = self.upstream(request)
+            body = await response.aread()
+            return response.status_code, {k.lower(): v for k, v in response.headers.items()}, body
+        import httpcore
+
+        skip = (b"content-length", b"host")
+        async with httpcore.AsyncConnectionPool() as pool:
+            raw = await pool.request(
+                request.method,
+                str(request.url),
+                headers=[(k, v) for k, v in request.headers.raw if k.lower() not in skip],
+                content=request.content,
             )
-        return httpx.Response(raw.status, headers=kept, content=content)
+        return raw.status, {k.decode().lower(): v.decode() for k, v in raw.headers}, raw.content
 
 
 def _indent(text: str, limit: int) -> str:
