@@ -321,7 +321,7 @@ class Agent:
         corrected = False
         meta = {"agent": self.name}
         for _ in range(self.max_turns):
-            prompt = self._prompt(history, schemas)
+            prompt, history = await self._prompt(run, history, schemas)
             response: ModelResponse | None = None
             if stream:
                 async for delta in self.model.stream(
@@ -420,33 +420,41 @@ class Agent:
             partial=partial,
         )
 
-    def _prompt(
-        self, history: Sequence[Mapping[str, Any]], schemas: Sequence[Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Instructions + history, trimmed to the context window if needed (the session is untouched).
+    async def _prompt(
+        self, run: _Run, history: list[dict[str, Any]], schemas: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Instructions + history fitted to the context window; returns (prompt, history).
 
         The budget is the model's context window less the output reserve (`max_tokens` if set,
         else a quarter of the window up to the model's output limit), the tools' schemas and the
-        reply primer. Over budget, system messages stay and the newest whole blocks that fit are
-        sent, starting at a user message (`agnt5.blocks.fit_to_budget`).
+        reply primer. Over budget, a session whose retention names a `prune_strategy` is pruned
+        with it (`agnt5.pruning.prune_to_fit`); otherwise — and if that is still not enough —
+        system messages stay and the newest whole blocks that fit are sent, starting at a user
+        message, without deleting anything (`agnt5.blocks.fit_to_budget`).
         """
-        messages: list[Mapping[str, Any]] = list(history)
-        if self.instructions:
-            messages.insert(0, {"role": "system", "content": self.instructions})
         lm = self.model
         counter = counter_for(lm.model)
         window = lm.context_window
         reserve = lm.params.get("max_tokens") or min(lm.max_output_tokens, window // 4)
         tools_tokens = sum(counter.text(json.dumps(schema, separators=(",", ":"))) for schema in schemas)
         budget = window - int(reserve) - tools_tokens - REPLY_PRIMER_TOKENS
+        instructions = [{"role": "system", "content": self.instructions}] if self.instructions else []
 
         def count(message: Mapping[str, Any]) -> int:
             stored = getattr(message, "tokens", None)
             return stored if isinstance(stored, int) else counter.message(message)
 
-        if sum(count(m) for m in messages) > budget:
+        own = sum(count(m) for m in instructions)
+        if own + sum(count(m) for m in history) > budget and run.session is not None:
+            from agnt5.pruning import prune_to_fit
+
+            pruned = await prune_to_fit(run.session, budget - own, model=lm)
+            if pruned is not None and pruned.changed:
+                history = await run.conversation.read()
+        messages: list[Mapping[str, Any]] = [*instructions, *history]
+        if own + sum(count(m) for m in history) > budget:
             messages = fit_to_budget(messages, budget, count)
-        return to_provider_messages(messages)
+        return to_provider_messages(messages), history
 
     async def _call_tool(
         self, call: ToolCall, tools: Mapping[str, Tool], handoffs: Mapping[str, Agent], run: _Run

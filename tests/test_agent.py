@@ -686,3 +686,29 @@ async def test_system_prompt_larger_than_the_window_is_a_clear_error() -> None:
     agent = Agent("a", model=LanguageModel("gpt-4", max_tokens=1000), instructions="rule " * 9000)
     with pytest.raises(TokenBudgetError, match="system"):
         await agent.run("hi")
+
+
+@respx.mock
+async def test_a_session_with_a_prune_strategy_is_pruned_to_fit(mem_store: SqliteStore) -> None:
+    from agnt5.tokens import count_tokens
+
+    route = respx.post(OPENAI).mock(return_value=openai_chat("fits"))
+    session = Session("long", retention={"prune_strategy": "sliding_window"}, store=mem_store)
+    filler = "lorem ipsum dolor sit amet " * 90
+    for i in range(20):
+        await session.send_message({"role": "user", "content": f"question {i}: {filler}"})
+        await session.send_message({"role": "assistant", "content": f"answer {i}: {filler}"})
+    agent = Agent(
+        "a", model=LanguageModel("gpt-4", max_tokens=1000), instructions="Be brief.", session=session
+    )
+    await agent.run("newest question")
+
+    messages = sent(route)["messages"]
+    assert count_tokens(messages, "gpt-4") <= 8192 - 1000
+    assert messages[0]["role"] == "system" and messages[1]["role"] == "user"
+    active = await session.history()
+    pruned = [m for m in await session.history(include_pruned=True) if m.pruned]
+    assert pruned and len(active) < 42
+    assert [m["content"] for m in messages[1:]] == [m["content"] for m in active[:-1]]  # then "fits"
+    prunes = [e for e in await session.events() if e.type == "prune"]
+    assert len(prunes) == 1 and prunes[0].data["strategy"] == "sliding_window"
