@@ -13,6 +13,7 @@ import atexit
 import base64
 import difflib
 import functools
+import importlib
 import inspect
 import json
 import os
@@ -32,6 +33,9 @@ Mode = Literal["replay", "record", "once"]
 MatchOn = Literal["body", "order"]
 RECORD_ENV = "AGNT5_RECORD"
 CASSETTE_ENV = "AGNT5_CASSETTE"
+UPSTREAM_ENV = "AGNT5_CASSETTE_UPSTREAM"
+PLACEHOLDER_KEY = "sk-agnt5-cassette-placeholder"
+PLACEHOLDER_KEY_ENVS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
 FORMAT_VERSION = 1
 SECRET_PARAMS = frozenset({"key", "api_key", "api-key", "apikey", "access_token", "token", "sig"})
 KEPT_RESPONSE_HEADERS = ("content-type", "retry-after", "retry-after-ms")
@@ -372,15 +376,40 @@ def cassette(
 _ambient: Cassette | None = None
 
 
+def resolve_upstream(spec: str) -> Callable[[httpx.Request], httpx.Response]:
+    """The callable named by `module:function` (AGNT5_CASSETTE_UPSTREAM); CassetteError if none."""
+    module_name, sep, attribute = spec.strip().partition(":")
+    if not sep or not module_name or not attribute:
+        raise CassetteError(f"{UPSTREAM_ENV} must look like 'module:function', got {spec!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise CassetteError(f"{UPSTREAM_ENV}={spec!r} names nothing importable: {exc}") from exc
+    if not callable(target):
+        raise CassetteError(f"{UPSTREAM_ENV}={spec!r} is not callable")
+    return cast(Callable[[httpx.Request], httpx.Response], target)
+
+
 def activate_from_environment() -> Cassette | None:
     """Start the cassette named by AGNT5_CASSETTE for the whole process (notebook kernels, demos).
 
-    Called when agnt5 first loads litellm, so a notebook's own code needs no change.
+    Called when agnt5 first loads litellm, so a notebook's own code needs no change. When
+    recording, AGNT5_CASSETTE_UPSTREAM=`module:function` names the scripted provider (see
+    `Cassette(upstream=...)`) that answers instead of the network. When no real provider is
+    reached (replay, or a scripted upstream), provider SDKs that insist on an API key before
+    sending get a placeholder (only where none is set); it is never sent anywhere nor written.
     """
     global _ambient
     path = os.environ.get(CASSETTE_ENV)
     if not path or _ambient is not None:
         return _ambient
-    _ambient = Cassette(path).start()
+    spec = os.environ.get(UPSTREAM_ENV, "").strip()
+    ambient = Cassette(path, upstream=resolve_upstream(spec) if spec else None)
+    if ambient.mode == "replay" or ambient.upstream is not None:
+        for variable in PLACEHOLDER_KEY_ENVS:
+            os.environ.setdefault(variable, PLACEHOLDER_KEY)
+    _ambient = ambient.start()
     atexit.register(_ambient.stop)  # a recording ambient cassette is written when the process ends
     return _ambient
