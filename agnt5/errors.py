@@ -28,6 +28,27 @@ class SchemaVersionError(StoreError):
     """The database was written by a newer agnt5 whose schema this version does not know."""
 
 
+class StoreConnectionError(StoreError):
+    """The database server cannot be reached (connection refused, unknown host, timeout).
+
+    `url` is the database URL with its password masked (it is also in the message).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class StoreAuthenticationError(StoreConnectionError):
+    """The database server refused the credentials of the URL (wrong user or password)."""
+
+
+class StoreConnectionLostError(StoreConnectionError):
+    """The connection dropped during an operation. Writes are transactions, so nothing was
+    half written: the operation applied whole or not at all (when the drop hit the commit
+    itself, re-read before retrying). The next call uses a new connection."""
+
+
 # --- sessions ------------------------------------------------------------------------------------
 
 

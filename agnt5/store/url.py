@@ -1,4 +1,5 @@
-"""Database URLs: `sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:`."""
+"""Database URLs: `sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:`, and
+`postgresql://user:password@host:port/database` (also `postgres://`; needs `agnt5[postgres]`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from agnt5.errors import ConfigurationError
 from agnt5.store.base import Store
 
 DEFAULT_DATABASE_URL = "sqlite:///.agnt5/agnt5.db"
-SCHEMES = ("sqlite",)
+SCHEMES = ("sqlite", "postgresql", "postgres")
 
 
 def sqlite_path(url: str) -> str:
@@ -27,6 +28,10 @@ def open_store(url: str) -> Store:
         from agnt5.store.sqlite import SqliteStore
 
         return SqliteStore(sqlite_path(url))
+    if scheme in ("postgresql", "postgres"):
+        from agnt5.store.postgres import PostgresStore
+
+        return PostgresStore(url)
     raise ConfigurationError(
         f"unsupported database URL {mask_password(url)!r}: supported schemes are {', '.join(SCHEMES)} "
         f"(e.g. {DEFAULT_DATABASE_URL})"

@@ -1,0 +1,1234 @@
+"""The PostgreSQL store: one shared, durable store for many worker processes on many hosts.
+
+Selected by `AGNT5_DATABASE_URL=postgresql://user:pass@host:port/db` (or `postgres://`), by
+`agnt5.configure(database_url=...)`, or explicitly with `store=PostgresStore(url)`. Needs the
+extra `agnt5[postgres]` (asyncpg). A `schema=NAME` query parameter puts agnt5's tables in that
+schema (created if missing), so several apps or test runs can share one database.
+
+It mirrors SqliteStore method for method (same records, same numbering, same events, same
+errors); only the storage differs. What is specific to a network store:
+
+- **Asynchronous only** (`supports_sync = False`): Session keeps `set_state` synchronous by
+  caching and writing on the next awaited call (`await session.flush()`), and a fresh Session
+  object reads stored state after `await session.load()`.
+- **A connection pool** (asyncpg), opened on first use in the running event loop (a store used
+  from a new loop, e.g. a second `asyncio.run`, opens a new pool). The schema is created and
+  migrated then, with the same version numbers as SQLite (agnt5/store/migrations_postgres.py).
+- **Durability:** every awaited write is committed when it returns; writes run in their own task,
+  so a cancelled caller still gets its write committed whole (as on SQLite).
+
+Locking — row locks, not advisory locks. Every write to a session goes through its row in
+`sessions`, which carries the counters:
+
+- an append is ONE statement (`UPDATE sessions ... RETURNING` the reserved seq and event numbers,
+  with the message and event INSERTs in data-modifying CTEs). The UPDATE row-locks the session
+  until commit, so concurrent appenders in any process queue on that row and each reserves the
+  next numbers only after the previous one committed: sequence numbers are gap-free, and a failed
+  append rolls its reservation back with it.
+- state writes (per-key `INSERT ... ON CONFLICT DO UPDATE`, merged inside the database) and their
+  events are one statement the same way; keys are written in sorted order, so two writers of
+  several shared user/app keys cannot deadlock.
+- prune, clear, delete and purge take the row first (`SELECT ... FOR UPDATE`): an append waits
+  for the prune and then lands after it, or the prune waits for the append and then sees it.
+  A prune moves exactly its planned seqs and fails whole (PruneConflictError) if any is gone, so
+  a prune racing with appends loses nothing.
+- `Entity.update` is optimistic: `UPDATE kv ... WHERE version = $expected` (under READ COMMITTED
+  a writer that waited re-checks the version and fails), and the caller retries.
+
+Row locks belong to the data: released at commit or rollback, covered by deadlock detection, no
+lock-key hashing, and safe behind a transaction-pooling proxy. Advisory locks are used only where
+there is no row yet: a transaction-scoped `pg_advisory_xact_lock` (keyed by the schema) serialises
+creating and migrating the schema when several processes open a new database at once. A deadlock
+or serialization failure (which Postgres resolves by aborting one transaction) is retried.
+
+Errors: an unreachable server raises StoreConnectionError, refused credentials
+StoreAuthenticationError, a connection dropped mid-operation StoreConnectionLostError (the
+operation was a transaction: nothing is half written); all name the URL with the password masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from agnt5.errors import (
+    ConfigurationError,
+    ImmutableSessionError,
+    PruneConflictError,
+    SchemaVersionError,
+    StoreAuthenticationError,
+    StoreConnectionError,
+    StoreConnectionLostError,
+    StoreError,
+)
+from agnt5.messages import Message, iso
+from agnt5.store.base import (
+    AppendedMessage,
+    AppliedPrune,
+    CutPoint,
+    Event,
+    HistoryStats,
+    MemoryRow,
+    MemoryVectors,
+    MemoryWrite,
+    MemoryWriteResult,
+    NewEvent,
+    NewMessage,
+    PruneWrite,
+    SessionHeader,
+    SessionPage,
+    StateWrite,
+    WindowCut,
+)
+from agnt5.store.migrations_postgres import POSTGRES_LATEST_VERSION, POSTGRES_MIGRATIONS
+from agnt5.store.url import mask_password
+
+if TYPE_CHECKING:
+    import asyncpg
+
+T = TypeVar("T")
+
+SCHEMES = ("postgresql", "postgres")
+DEFAULT_MAX_SIZE = 10
+CONNECT_TIMEOUT = 10.0
+_RETRIES = 20  # deadlock / serialization failures: the aborted transaction is simply run again
+_TOUCH_INTERVAL = 1.0  # as SqliteStore: updated_at/expires_at (indexed) move at most once a second
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_SYSTEM = "('system', 'developer')"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _import_asyncpg() -> Any:
+    try:
+        import asyncpg
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ConfigurationError("the PostgreSQL store needs asyncpg: pip install 'agnt5[postgres]'") from exc
+    return asyncpg
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """(DSN for asyncpg, schema) of a `postgresql://` URL; `schema=` is agnt5's own parameter."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in SCHEMES or (not parts.netloc and not parts.path.strip("/")):
+        raise ConfigurationError(
+            f"invalid PostgreSQL URL {mask_password(url)!r}: use postgresql://user:password@host:port/database"
+        )
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = None
+    kept = []
+    for key, value in query:
+        if key == "schema":
+            schema = value
+        else:
+            kept.append((key, value))
+    if schema is not None and not _SCHEMA_NAME.match(schema):
+        raise ConfigurationError(
+            f"invalid schema {schema!r} in {mask_password(url)!r}: use letters, digits and _ "
+            "(at most 63, not starting with a digit)"
+        )
+    dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(kept), parts.fragment))
+    return dsn, schema
+
+
+def _lock_key(schema: str | None) -> int:
+    digest = hashlib.sha256(f"agnt5.migrate:{schema or ''}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class PostgresStore:
+    """The agnt5 store on a PostgreSQL server (asyncpg pool; see the module docstring)."""
+
+    supports_sync = False
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        min_size: int = 1,
+        max_size: int = DEFAULT_MAX_SIZE,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        dsn, url_schema = split_url(url)
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise ConfigurationError(f"invalid schema {schema!r}: use letters, digits and _")
+        self.url = url
+        self.schema = schema or url_schema
+        self._dsn = dsn
+        self._masked = mask_password(url)
+        self._min_size = min_size
+        self._max_size = max_size
+        self._connect_timeout = connect_timeout
+        self._pool: asyncpg.Pool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Task[asyncpg.Pool] | None = None
+        self._writes: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._masked!r})"
+
+    # connection -------------------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, doing: str) -> StoreError:
+        """The typed agnt5 error for an asyncpg/OS failure while `doing` something."""
+        asyncpg = _import_asyncpg()
+        where = f"PostgreSQL at {self._masked}"
+        if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
+            return StoreAuthenticationError(
+                f"{where} refused the credentials while {doing}: {exc}", url=self._masked
+            )
+        lost = (
+            asyncpg.ConnectionDoesNotExistError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.exceptions.OperatorInterventionError,  # pg_terminate_backend, server shutdown
+            asyncpg.InterfaceError,
+            ConnectionError,
+        )
+        if doing != "connecting" and isinstance(exc, lost):
+            return StoreConnectionLostError(
+                f"the connection to {where} was lost while {doing} (nothing was half written; "
+                f"the operation applied whole or not at all): {exc}",
+                url=self._masked,
+            )
+        if isinstance(exc, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+            return StoreConnectionError(f"cannot connect to {where}: {exc}", url=self._masked)
+        if isinstance(exc, asyncpg.InvalidCatalogNameError):
+            return StoreConnectionError(f"cannot connect to {where}: {exc}", url=self._masked)
+        return StoreError(f"PostgreSQL error on {self._masked} while {doing}: {exc}")
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._closed:
+            raise StoreError(f"{self!r} is closed; create a new store")
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._pool_loop is loop:
+            return self._pool
+        if self._opening is None or self._opening.get_loop() is not loop:
+            if self._pool is not None:  # opened in an event loop that is gone or another one
+                self._pool.terminate()
+                self._pool = None
+            self._opening = loop.create_task(self._open())
+        opening = self._opening
+        try:
+            pool = await asyncio.shield(opening)
+        except BaseException:
+            if opening.done() and self._opening is opening:
+                self._opening = None  # a failed open is retried by the next call
+            raise
+        return pool
+
+    async def _open(self) -> asyncpg.Pool:
+        asyncpg = _import_asyncpg()
+        settings = {"application_name": "agnt5"}
+        if self.schema is not None:
+            settings["search_path"] = f'"{self.schema}"'
+        try:
+            pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=min(self._min_size, self._max_size),
+                max_size=self._max_size,
+                timeout=self._connect_timeout,
+                server_settings=settings,
+            )
+        except Exception as exc:
+            raise self._error(exc, "connecting") from exc
+        try:
+            async with pool.acquire() as conn:
+                await _migrate(conn, self.schema)
+        except BaseException as exc:
+            pool.terminate()
+            if isinstance(exc, Exception) and not isinstance(exc, StoreError):
+                raise self._error(exc, "creating the schema") from exc
+            raise
+        self._pool, self._pool_loop = pool, asyncio.get_running_loop()
+        return pool
+
+    async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], doing: str) -> T:
+        pool = await self._get_pool()
+        try:
+            async with pool.acquire() as conn:
+                return await fn(conn)
+        except (StoreError, ImmutableSessionError, PruneConflictError):
+            raise
+        except Exception as exc:
+            raise self._error(exc, doing) from exc
+
+    async def _write(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], doing: str) -> T:
+        """Run a write in its own task (a cancelled caller does not stop it), retrying deadlocks."""
+        task = asyncio.ensure_future(self._run_write(fn, doing))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return await asyncio.shield(task)
+
+    async def _run_write(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], doing: str) -> T:
+        asyncpg = _import_asyncpg()
+        pool = await self._get_pool()
+        for attempt in range(_RETRIES):
+            try:
+                async with pool.acquire() as conn:
+                    return await fn(conn)
+            except asyncpg.TransactionRollbackError as exc:  # deadlock or serialization failure
+                if attempt == _RETRIES - 1:
+                    raise self._error(exc, doing) from exc
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+            except (StoreError, ImmutableSessionError, PruneConflictError):
+                raise
+            except Exception as exc:
+                raise self._error(exc, doing) from exc
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        """Wait for writes in flight, then close the pool. The store cannot be used afterwards."""
+        self._closed = True
+        if self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        pool, self._pool = self._pool, None
+        opening, self._opening = self._opening, None
+        if pool is None and opening is not None and opening.done() and not opening.cancelled():
+            if opening.exception() is None:
+                pool = opening.result()
+        if pool is None:
+            return
+        try:
+            same_loop = self._pool_loop is asyncio.get_running_loop()
+        except RuntimeError:
+            same_loop = False
+        if same_loop:
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except (TimeoutError, Exception):
+                pool.terminate()
+        else:
+            pool.terminate()
+
+    # entity key/values ------------------------------------------------------------------------
+
+    async def kv_get(self, namespace: str, key: str) -> tuple[Any, int] | None:
+        async def run(conn: asyncpg.Connection) -> tuple[Any, int] | None:
+            row = await conn.fetchrow(
+                "SELECT value, version FROM kv WHERE namespace = $1 AND key = $2", namespace, key
+            )
+            return None if row is None else (json.loads(row[0]), int(row[1]))
+
+        return await self._read(run, "reading an entity")
+
+    async def kv_set(self, namespace: str, key: str, value: Any) -> None:
+        encoded = dumps(value)
+
+        async def run(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO kv (namespace, key, value, version, updated_at) VALUES ($1, $2, $3, 1, $4) "
+                "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
+                "version = kv.version + 1, updated_at = excluded.updated_at",
+                namespace,
+                key,
+                encoded,
+                _now(),
+            )
+
+        await self._write(run, "writing an entity")
+
+    async def kv_compare_and_set(self, namespace: str, key: str, value: Any, expected_version: int) -> bool:
+        encoded = dumps(value)
+
+        async def run(conn: asyncpg.Connection) -> bool:
+            if expected_version == 0:
+                status = await conn.execute(
+                    "INSERT INTO kv (namespace, key, value, version, updated_at) VALUES ($1, $2, $3, 1, $4) "
+                    "ON CONFLICT (namespace, key) DO NOTHING",
+                    namespace,
+                    key,
+                    encoded,
+                    _now(),
+                )
+            else:
+                status = await conn.execute(
+                    "UPDATE kv SET value = $1, version = version + 1, updated_at = $2 "
+                    "WHERE namespace = $3 AND key = $4 AND version = $5",
+                    encoded,
+                    _now(),
+                    namespace,
+                    key,
+                    expected_version,
+                )
+            return _rowcount(status) == 1
+
+        return await self._write(run, "updating an entity")
+
+    async def kv_delete(self, namespace: str, key: str) -> bool:
+        async def run(conn: asyncpg.Connection) -> bool:
+            status = await conn.execute("DELETE FROM kv WHERE namespace = $1 AND key = $2", namespace, key)
+            return _rowcount(status) > 0
+
+        return await self._write(run, "deleting an entity key")
+
+    async def kv_keys(self, namespace: str) -> list[str]:
+        async def run(conn: asyncpg.Connection) -> list[str]:
+            rows = await conn.fetch("SELECT key FROM kv WHERE namespace = $1 ORDER BY key", namespace)
+            return [r[0] for r in rows]
+
+        return await self._read(run, "listing entity keys")
+
+    # sessions ---------------------------------------------------------------------------------
+
+    async def get_session(self, session_id: str) -> SessionHeader | None:
+        async def run(conn: asyncpg.Connection) -> SessionHeader | None:
+            return await _get_session(conn, session_id)
+
+        return await self._read(run, "reading a session")
+
+    async def save_session(self, header: SessionHeader) -> SessionHeader:
+        async def run(conn: asyncpg.Connection) -> SessionHeader:
+            async with conn.transaction():
+                await _touch_session(conn, header, _now())
+                stored = await _get_session(conn, header.id)
+            assert stored is not None
+            return stored
+
+        return await self._write(run, "saving a session")
+
+    async def list_sessions(
+        self, app_name: str | None, user_id: str | None, limit: int, cursor: str | None
+    ) -> SessionPage:
+        from agnt5.store.sqlite import _decode_cursor, _encode_cursor
+
+        where: list[str] = []
+        params: list[Any] = []
+        if app_name is not None:
+            params.append(app_name)
+            where.append(f"app_name = ${len(params)}")
+        if user_id is not None:
+            params.append(user_id)
+            where.append(f"user_id = ${len(params)}")
+        if cursor is not None:
+            updated_at, last_id = _decode_cursor(cursor)
+            params += [updated_at, last_id]
+            u, i = len(params) - 1, len(params)
+            where.append(f"(updated_at < ${u} OR (updated_at = ${u} AND id < ${i}))")
+        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        params.append(limit + 1)
+        sql += f" ORDER BY updated_at DESC, id DESC LIMIT ${len(params)}"
+
+        async def run(conn: asyncpg.Connection) -> SessionPage:
+            headers = [_header_from_row(r) for r in await conn.fetch(sql, *params)]
+            more = len(headers) > limit
+            headers = headers[:limit]
+            next_cursor = _encode_cursor(headers[-1].updated_at, headers[-1].id) if more else None
+            return SessionPage(headers, next_cursor)
+
+        return await self._read(run, "listing sessions")
+
+    async def delete_session(self, session_id: str) -> bool:
+        async def run(conn: asyncpg.Connection) -> bool:
+            async with conn.transaction():
+                return bool(await _delete_sessions(conn, [session_id]))
+
+        return await self._write(run, "deleting a session")
+
+    async def purge_expired(self, now: float) -> list[str]:
+        async def run(conn: asyncpg.Connection) -> list[str]:
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT id FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= $1 "
+                    "AND immutable = 0 ORDER BY id FOR UPDATE",
+                    now,
+                )
+                ids = [r[0] for r in rows]
+                if ids:
+                    await _delete_sessions(conn, ids)
+            return ids
+
+        return await self._write(run, "purging expired sessions")
+
+    # messages ---------------------------------------------------------------------------------
+
+    async def append_messages(
+        self, header: SessionHeader, messages: Sequence[NewMessage], events: Sequence[NewEvent]
+    ) -> list[AppendedMessage]:
+        now = _now()
+        timestamp = iso(now)
+        n = len(messages)
+        tokens = [m.tokens for m in messages]
+        roles = [str(m.body["role"]) for m in messages]
+        entries = [
+            dumps({**m.body, "id": m.id, "timestamp": timestamp, "metadata": m.metadata}) for m in messages
+        ]
+        event_types = [e.type for e in events]
+        event_data = [dumps(e.data) for e in events]
+        args = (header.id, n, n + len(events), now, tokens, roles, entries, event_types, event_data)
+
+        async def run(conn: asyncpg.Connection) -> list[AppendedMessage]:
+            row = await conn.fetchrow(_APPEND, *args)
+            if row is None:  # a new session: create it, then append, in one transaction
+                async with conn.transaction():
+                    await _touch_session(conn, header, now)
+                    row = await conn.fetchrow(_APPEND, *args)
+            assert row is not None
+            first = int(row[0])
+            return [AppendedMessage(first + i, now) for i in range(n)]
+
+        return await self._write(run, "appending messages")
+
+    async def read_messages(self, session_id: str, limit: int | None, include_pruned: bool) -> list[Message]:
+        if include_pruned:
+            sql = (
+                "SELECT pos, seq, tokens, entry, NULL AS pruned_by FROM messages WHERE session_id = $1 "
+                "UNION ALL SELECT pos, seq, tokens, entry, pruned_by FROM pruned_messages WHERE session_id = $1"
+            )
+        else:
+            sql = "SELECT pos, seq, tokens, entry, NULL AS pruned_by FROM messages WHERE session_id = $1"
+
+        async def run(conn: asyncpg.Connection) -> list[Message]:
+            if limit is None:
+                rows = list(await conn.fetch(sql + " ORDER BY pos", session_id))
+            else:
+                rows = list(await conn.fetch(sql + " ORDER BY pos DESC LIMIT $2", session_id, limit))
+                rows.reverse()
+            return [_message(r[3], r[1], r[2], r[4]) for r in rows]
+
+        return await self._read(run, "reading messages")
+
+    async def clear_messages(self, session_id: str, event: NewEvent) -> int:
+        async def run(conn: asyncpg.Connection) -> int:
+            now = _now()
+            async with conn.transaction():
+                if not await _lock_session(conn, session_id):
+                    return 0
+                # Cleared messages become tombstones (content gone), so their audit events remain.
+                await conn.execute(
+                    "INSERT INTO pruned_messages (session_id, pos, seq, event_id, created_at, tokens, role, "
+                    f"entry, pruned_by, pruned_at) SELECT session_id, pos, seq, event_id, created_at, tokens, "
+                    f"role, {_TOMBSTONE}, 'clear', $2 FROM messages WHERE session_id = $1",
+                    session_id,
+                    now,
+                )
+                status = await conn.execute("DELETE FROM messages WHERE session_id = $1", session_id)
+                await conn.execute("UPDATE sessions SET active_count = 0 WHERE id = $1", session_id)
+                await _insert_events(conn, session_id, [event], now)
+            return _rowcount(status)
+
+        return await self._write(run, "clearing a history")
+
+    # state ------------------------------------------------------------------------------------
+
+    async def get_state(self, scope: str, owner: str) -> dict[str, Any]:
+        async def run(conn: asyncpg.Connection) -> dict[str, Any]:
+            rows = await conn.fetch(
+                "SELECT key, value FROM state WHERE scope = $1 AND owner = $2", scope, owner
+            )
+            return {r[0]: json.loads(r[1]) for r in rows}
+
+        return await self._read(run, "reading state")
+
+    async def write_state(
+        self, header: SessionHeader, writes: Sequence[StateWrite], events: Sequence[NewEvent]
+    ) -> None:
+        # The last write of a key wins (as applying them in order would); one row per key, in
+        # sorted order, so concurrent writers of several shared keys lock them in one order.
+        last: dict[tuple[str, str, str], StateWrite] = {}
+        for w in writes:
+            last[(w.scope, w.owner, w.key)] = w
+        sets = [w for k, w in sorted(last.items()) if not w.delete]
+        deletes = [w for k, w in sorted(last.items()) if w.delete]
+        now = _now()
+        args = (
+            header.id,
+            len(events),
+            now,
+            [w.scope for w in sets],
+            [w.owner for w in sets],
+            [w.key for w in sets],
+            [dumps(w.value) for w in sets],
+            [w.scope for w in deletes],
+            [w.owner for w in deletes],
+            [w.key for w in deletes],
+            [e.type for e in events],
+            [dumps(e.data) for e in events],
+        )
+
+        async def run(conn: asyncpg.Connection) -> None:
+            row = await conn.fetchrow(_WRITE_STATE, *args)
+            if row is None:  # a new session: create it, then write, in one transaction
+                async with conn.transaction():
+                    await _touch_session(conn, header, now)
+                    await conn.fetchrow(_WRITE_STATE, *args)
+
+        await self._write(run, "writing state")
+
+    # events -----------------------------------------------------------------------------------
+
+    async def append_events(self, header: SessionHeader, events: Sequence[NewEvent]) -> None:
+        async def run(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                now = _now()
+                await _touch_session(conn, header, now)
+                await _insert_events(conn, header.id, events, now)
+
+        await self._write(run, "appending events")
+
+    async def read_events(self, session_id: str, since: float | None, limit: int | None) -> list[Event]:
+        after = "" if since is None else " AND created_at >= $2"
+        message_events = (
+            "SELECT event_id, created_at, 'message_appended', NULL, seq, tokens, "
+            "(entry::json ->> 'id'), role FROM {table} WHERE session_id = $1" + after
+        )
+        sql = (
+            "SELECT id, created_at, type, data, NULL::bigint, NULL::integer, NULL::text, NULL::text "
+            "FROM events WHERE session_id = $1"
+            + after
+            + " UNION ALL "
+            + message_events.format(table="messages")
+            + " UNION ALL "
+            + message_events.format(table="pruned_messages")
+            + " ORDER BY 1"
+        )
+        params: list[Any] = [session_id]
+        if since is not None:
+            params.append(since)
+        if limit is not None:
+            params.append(limit)
+            sql += f" LIMIT ${len(params)}"
+
+        async def run(conn: asyncpg.Connection) -> list[Event]:
+            out = []
+            for r in await conn.fetch(sql, *params):
+                if r[3] is None:
+                    data = {"message_id": r[6], "seq": int(r[4]), "role": r[7], "tokens": int(r[5])}
+                else:
+                    data = json.loads(r[3])
+                out.append(Event(int(r[0]), session_id, r[2], datetime.fromtimestamp(r[1], UTC), data))
+            return out
+
+        return await self._read(run, "reading events")
+
+    # long-term memory (agnt5.memory) ---------------------------------------------------------
+
+    async def memory_version(self, namespace: str) -> int:
+        async def run(conn: asyncpg.Connection) -> int:
+            return await _memory_version(conn, namespace)
+
+        return await self._read(run, "reading a memory version")
+
+    async def memory_get(self, namespace: str, keys: Sequence[str]) -> list[MemoryRow]:
+        wanted = list(dict.fromkeys(keys))
+
+        async def run(conn: asyncpg.Connection) -> list[MemoryRow]:
+            rows = await conn.fetch(
+                f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE namespace = $1 AND key = ANY($2::text[])",
+                namespace,
+                wanted,
+            )
+            return [_memory_row(r) for r in rows]
+
+        return await self._read(run, "reading memories")
+
+    async def memory_list(self, namespace: str) -> list[MemoryRow]:
+        async def run(conn: asyncpg.Connection) -> list[MemoryRow]:
+            rows = await conn.fetch(
+                f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE namespace = $1 ORDER BY key", namespace
+            )
+            return [_memory_row(r) for r in rows]
+
+        return await self._read(run, "listing memories")
+
+    async def memory_put(self, namespace: str, writes: Sequence[MemoryWrite]) -> MemoryWriteResult:
+        encoded = [(w, dumps(w.metadata)) for w in writes]
+
+        async def run(conn: asyncpg.Connection) -> MemoryWriteResult:
+            now = _now()
+            conflicts: list[str] = []
+            try:
+                async with conn.transaction():
+                    for w, metadata in encoded:
+                        if w.only_if_hash is None:
+                            await conn.execute(
+                                _MEMORY_UPSERT,
+                                namespace,
+                                w.key,
+                                w.content,
+                                metadata,
+                                w.content_hash,
+                                w.model,
+                                w.dim,
+                                w.vector,
+                                now,
+                            )
+                            continue
+                        if w.vector is None:
+                            status = await conn.execute(
+                                _MEMORY_KEEP_VECTOR,
+                                namespace,
+                                w.key,
+                                w.content,
+                                metadata,
+                                now,
+                                w.only_if_hash,
+                                w.model,
+                            )
+                        else:
+                            status = await conn.execute(
+                                _MEMORY_GUARDED_UPDATE,
+                                namespace,
+                                w.key,
+                                w.content,
+                                metadata,
+                                now,
+                                w.only_if_hash,
+                                w.content_hash,
+                                w.model,
+                                w.dim,
+                                w.vector,
+                            )
+                        if _rowcount(status) == 0:
+                            conflicts.append(w.key)
+                    if conflicts:
+                        raise _MemoryConflict
+                    version = await _memory_bump(conn, namespace)
+            except _MemoryConflict:
+                return MemoryWriteResult(await _memory_version(conn, namespace), conflicts)
+            return MemoryWriteResult(version)
+
+        return await self._write(run, "writing memories")
+
+    async def memory_delete(self, namespace: str, keys: Sequence[str] | None) -> tuple[int, list[str]]:
+        wanted = None if keys is None else list(dict.fromkeys(keys))
+
+        async def run(conn: asyncpg.Connection) -> tuple[int, list[str]]:
+            async with conn.transaction():
+                if wanted is None:
+                    rows = await conn.fetch(
+                        "DELETE FROM memories WHERE namespace = $1 RETURNING key", namespace
+                    )
+                else:
+                    rows = await conn.fetch(
+                        "DELETE FROM memories WHERE namespace = $1 AND key = ANY($2::text[]) RETURNING key",
+                        namespace,
+                        wanted,
+                    )
+                deleted = [r[0] for r in rows]
+                if deleted:
+                    version = await _memory_bump(conn, namespace)
+                else:
+                    version = await _memory_version(conn, namespace)
+            return version, sorted(deleted)
+
+        return await self._write(run, "deleting memories")
+
+    async def memory_vectors(self, namespace: str) -> MemoryVectors:
+        async def run(conn: asyncpg.Connection) -> MemoryVectors:
+            # One snapshot for the version and the rows.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                version = await _memory_version(conn, namespace)
+                rows = await conn.fetch(
+                    "SELECT key, model, dim, vector FROM memories WHERE namespace = $1 ORDER BY key",
+                    namespace,
+                )
+            return MemoryVectors(
+                version,
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+                [None if r[3] is None else bytes(r[3]) for r in rows],
+            )
+
+        return await self._read(run, "reading memory vectors")
+
+    # pruning (agnt5.pruning) -------------------------------------------------------------------
+
+    async def history_stats(self, session_id: str) -> HistoryStats:
+        async def run(conn: asyncpg.Connection) -> HistoryStats:
+            return await _history_stats(conn, session_id)
+
+        return await self._read(run, "reading history statistics")
+
+    async def window_cut(
+        self, session_id: str, max_messages: int | None, max_tokens: int | None
+    ) -> WindowCut:
+        async def run(conn: asyncpg.Connection) -> WindowCut:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):  # one snapshot
+                stats = await _history_stats(conn, session_id)
+                room = None if max_tokens is None else max_tokens - stats.system_tokens
+                cut = _cut(await conn.fetchrow(_OLDEST_FITTING_USER, session_id, max_messages, room))
+                last = _cut(await conn.fetchrow(_NEWEST_USER, session_id))
+            return WindowCut(stats, cut, last)
+
+        return await self._read(run, "choosing a window")
+
+    async def seqs_before(self, session_id: str, pos: float) -> list[int]:
+        async def run(conn: asyncpg.Connection) -> list[int]:
+            rows = await conn.fetch(
+                f"SELECT seq FROM messages WHERE session_id = $1 AND pos < $2 AND role NOT IN {_SYSTEM} "
+                "ORDER BY pos",
+                session_id,
+                pos,
+            )
+            return [int(r[0]) for r in rows]
+
+        return await self._read(run, "reading messages to prune")
+
+    async def read_scores(self, session_id: str, seqs: Sequence[int]) -> dict[int, float]:
+        wanted = [int(s) for s in seqs]
+
+        async def run(conn: asyncpg.Connection) -> dict[int, float]:
+            rows = await conn.fetch(
+                "SELECT seq, score FROM message_scores WHERE session_id = $1 AND seq = ANY($2::bigint[])",
+                session_id,
+                wanted,
+            )
+            return {int(r[0]): float(r[1]) for r in rows}
+
+        return await self._read(run, "reading importance scores")
+
+    async def save_scores(self, session_id: str, scores: Mapping[int, float], model: str) -> None:
+        async def run(conn: asyncpg.Connection) -> None:
+            await _save_scores(conn, session_id, scores, model)
+
+        await self._write(run, "saving importance scores")
+
+    async def apply_prune(self, session_id: str, prune: PruneWrite) -> AppliedPrune:
+        async def run(conn: asyncpg.Connection) -> AppliedPrune:
+            async with conn.transaction():
+                return await _apply_prune(conn, session_id, prune)
+
+        return await self._write(run, "applying a prune")
+
+
+# --- SQL -----------------------------------------------------------------------------------------
+
+
+def _message(entry_text: str, seq: int, tokens: int, pruned_by: str | None) -> Message:
+    """A history entry; a pruned one (a tombstone) has no content and names its prune in metadata."""
+    entry = json.loads(entry_text)
+    if pruned_by is None:
+        return Message(entry, seq=int(seq), tokens=int(tokens))
+    entry["metadata"] = {**entry.get("metadata", {}), "pruned_by": pruned_by}
+    return Message(entry, seq=int(seq), tokens=int(tokens), pruned=True)
+
+
+def _rowcount(status: str) -> int:
+    """The row count of a command status such as `UPDATE 1` or `INSERT 0 1`."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+async def _migrate(
+    conn: asyncpg.Connection, schema: str | None, migrations: Sequence[tuple[int, str]] | None = None
+) -> None:
+    """Create or migrate the schema in one transaction, under an advisory lock (several
+    processes may open a new database at once; the second waits, then finds it up to date)."""
+    steps = POSTGRES_MIGRATIONS if migrations is None else migrations
+    latest = steps[-1][0] if steps else POSTGRES_LATEST_VERSION
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
+        if schema is not None:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS agnt5_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        value = await conn.fetchval("SELECT value FROM agnt5_meta WHERE key = 'schema_version'")
+        current = 0 if value is None else int(value)
+        if current > latest:
+            raise SchemaVersionError(
+                f"the database has schema version {current}, newer than this agnt5 knows ({latest}); "
+                "upgrade agnt5 to open it"
+            )
+        if current == latest:
+            return
+        for version, script in steps:
+            if version > current:
+                await conn.execute(script)  # several statements: the simple query protocol
+                current = version
+        await conn.execute(
+            "INSERT INTO agnt5_meta (key, value) VALUES ('schema_version', $1) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            str(current),
+        )
+
+
+async def schema_version(conn: asyncpg.Connection) -> int:
+    """The schema version recorded in the database (0 before the first migration)."""
+    value = await conn.fetchval("SELECT value FROM agnt5_meta WHERE key = 'schema_version'")
+    return 0 if value is None else int(value)
+
+
+_SESSION_COLUMNS = (
+    "id, app_name, user_id, metadata, retention, created_at, updated_at, expires_at, active_count"
+)
+
+
+def _header_from_row(r: Sequence[Any]) -> SessionHeader:
+    return SessionHeader(
+        id=r[0],
+        app_name=r[1],
+        user_id=r[2],
+        metadata=json.loads(r[3]),
+        retention=json.loads(r[4]),
+        created_at=r[5],
+        updated_at=r[6],
+        expires_at=r[7],
+        message_count=int(r[8]),
+    )
+
+
+async def _get_session(conn: asyncpg.Connection, session_id: str) -> SessionHeader | None:
+    row = await conn.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1", session_id)
+    return None if row is None else _header_from_row(row)
+
+
+async def _lock_session(conn: asyncpg.Connection, session_id: str) -> bool:
+    """Row-lock the session until the transaction ends (False if it does not exist)."""
+    return await conn.fetchval("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", session_id) is not None
+
+
+_INSERT_SESSION = """
+INSERT INTO sessions (id, app_name, user_id, metadata, retention, ttl_days, immutable,
+                      created_at, updated_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6::double precision, $7, $8, $8, $8 + $6::double precision * 86400.0)
+ON CONFLICT (id) DO UPDATE SET
+    metadata = excluded.metadata,
+    retention = excluded.retention,
+    ttl_days = excluded.ttl_days,
+    immutable = GREATEST(sessions.immutable, excluded.immutable),
+    updated_at = excluded.updated_at,
+    expires_at = excluded.expires_at
+"""
+
+
+async def _touch_session(conn: asyncpg.Connection, header: SessionHeader, now: float) -> None:
+    """Create the session or write its header (metadata, retention) and update time."""
+    ttl = header.retention.get("ttl_days")
+    await conn.execute(
+        _INSERT_SESSION,
+        header.id,
+        header.app_name,
+        header.user_id,
+        dumps(header.metadata),
+        dumps(header.retention),
+        None if ttl is None else float(ttl),
+        1 if header.retention.get("immutable") else 0,
+        now,
+    )
+
+
+# The touch of updated_at/expires_at, as SqliteStore's _reserve: at most once a second.
+_TOUCH = f"""
+    updated_at = CASE WHEN $4 - updated_at >= {_TOUCH_INTERVAL} THEN $4 ELSE updated_at END,
+    expires_at = CASE WHEN $4 - updated_at >= {_TOUCH_INTERVAL} THEN $4 + ttl_days * 86400.0
+                      ELSE expires_at END
+"""
+
+# One statement: reserve numbers (row-locking the session), insert messages and events. No row
+# comes back when the session does not exist yet (and then nothing was written).
+_APPEND = f"""
+WITH r AS (
+    UPDATE sessions SET next_seq = next_seq + $2, next_event = next_event + $3,
+        active_count = active_count + $2, {_TOUCH}
+    WHERE id = $1
+    RETURNING next_seq - $2 AS first_seq, next_event - $3 AS first_event
+), m AS (
+    INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, role, entry)
+    SELECT $1, r.first_seq + x.i - 1, r.first_seq + x.i - 1, r.first_event + x.i - 1, $4,
+           x.tokens, x.role, x.entry
+    FROM r, unnest($5::integer[], $6::text[], $7::text[]) WITH ORDINALITY AS x(tokens, role, entry, i)
+), e AS (
+    INSERT INTO events (session_id, id, created_at, type, data)
+    SELECT $1, r.first_event + $2 + y.i - 1, $4, y.type, y.data
+    FROM r, unnest($8::text[], $9::text[]) WITH ORDINALITY AS y(type, data, i)
+)
+SELECT first_seq, first_event FROM r
+"""
+
+# One statement: per-key upserts and deletes merged in the database, plus their events.
+_WRITE_STATE = f"""
+WITH r AS (
+    UPDATE sessions SET next_event = next_event + $2, {_TOUCH.replace("$4", "$3")}
+    WHERE id = $1
+    RETURNING next_event - $2 AS first_event
+), d AS (
+    DELETE FROM state USING r, unnest($8::text[], $9::text[], $10::text[]) AS x(scope, owner, key)
+    WHERE state.scope = x.scope AND state.owner = x.owner AND state.key = x.key
+), u AS (
+    INSERT INTO state (scope, owner, key, value, updated_at)
+    SELECT x.scope, x.owner, x.key, x.value, $3
+    FROM r, unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS x(scope, owner, key, value)
+    ORDER BY 1, 2, 3
+    ON CONFLICT (scope, owner, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+), e AS (
+    INSERT INTO events (session_id, id, created_at, type, data)
+    SELECT $1, r.first_event + y.i - 1, $3, y.type, y.data
+    FROM r, unnest($11::text[], $12::text[]) WITH ORDINALITY AS y(type, data, i)
+)
+SELECT first_event FROM r
+"""
+
+# A message's tombstone entry: the entry without content and tool_calls, keys kept in order
+# (json, not jsonb: no reordering, and `\u0000` in the removed content is no problem).
+_TOMBSTONE = (
+    "(SELECT COALESCE(json_object_agg(j.k, j.v), '{}'::json)::text "
+    "FROM json_each(entry::json) AS j(k, v) WHERE j.k NOT IN ('content', 'tool_calls'))"
+)
+
+
+async def _insert_events(
+    conn: asyncpg.Connection, session_id: str, events: Sequence[NewEvent], now: float
+) -> None:
+    if not events:
+        return
+    first = await conn.fetchval(
+        "UPDATE sessions SET next_event = next_event + $1 WHERE id = $2 RETURNING next_event - $1",
+        len(events),
+        session_id,
+    )
+    if first is None:
+        return
+    await conn.executemany(
+        "INSERT INTO events (session_id, id, created_at, type, data) VALUES ($1, $2, $3, $4, $5)",
+        [(session_id, first + i, now, e.type, dumps(e.data)) for i, e in enumerate(events)],
+    )
+
+
+async def _delete_sessions(conn: asyncpg.Connection, session_ids: list[str]) -> int:
+    """Delete sessions whole (inside the caller's transaction); the number of sessions deleted."""
+    locked = await conn.fetch(
+        "SELECT id FROM sessions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", session_ids
+    )
+    if not locked:
+        return 0
+    ids = [r[0] for r in locked]
+    for table in ("messages", "pruned_messages", "message_scores", "events"):
+        await conn.execute(f"DELETE FROM {table} WHERE session_id = ANY($1::text[])", ids)
+    await conn.execute("DELETE FROM state WHERE scope = 'session' AND owner = ANY($1::text[])", ids)
+    return _rowcount(await conn.execute("DELETE FROM sessions WHERE id = ANY($1::text[])", ids))
+
+
+# --- memory ----------------------------------------------------------------------------------------
+
+_MEMORY_COLUMNS = "key, content, metadata, content_hash, model, created_at, updated_at"
+
+
+def _memory_row(r: Sequence[Any]) -> MemoryRow:
+    return MemoryRow(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6])
+
+
+async def _memory_version(conn: asyncpg.Connection, namespace: str) -> int:
+    value = await conn.fetchval("SELECT version FROM memory_namespaces WHERE namespace = $1", namespace)
+    return 0 if value is None else int(value)
+
+
+async def _memory_bump(conn: asyncpg.Connection, namespace: str) -> int:
+    value = await conn.fetchval(
+        "INSERT INTO memory_namespaces (namespace, version) VALUES ($1, 1) "
+        "ON CONFLICT (namespace) DO UPDATE SET version = memory_namespaces.version + 1 RETURNING version",
+        namespace,
+    )
+    return int(value)
+
+
+class _MemoryConflict(Exception):
+    """Rolls back a memory batch whose guarded writes found the stored content changed."""
+
+
+_MEMORY_UPSERT = """
+INSERT INTO memories (namespace, key, content, metadata, content_hash, model, dim, vector, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+ON CONFLICT (namespace, key) DO UPDATE SET
+    content = excluded.content,
+    metadata = excluded.metadata,
+    content_hash = excluded.content_hash,
+    model = excluded.model,
+    dim = excluded.dim,
+    vector = excluded.vector,
+    updated_at = excluded.updated_at
+"""
+# Same content (hash and model unchanged): keep the stored vector, update content and metadata.
+_MEMORY_KEEP_VECTOR = """
+UPDATE memories SET content = $3, metadata = $4, updated_at = $5
+WHERE namespace = $1 AND key = $2 AND content_hash = $6 AND model IS NOT DISTINCT FROM $7::text
+"""
+# Re-embedded content (a model change): write only if nobody changed the content meanwhile.
+_MEMORY_GUARDED_UPDATE = """
+UPDATE memories SET content = $3, metadata = $4, updated_at = $5, content_hash = $7, model = $8,
+    dim = $9, vector = $10
+WHERE namespace = $1 AND key = $2 AND content_hash = $6
+"""
+
+
+# --- pruning ---------------------------------------------------------------------------------------
+
+_STATS = f"""
+SELECT COUNT(*), COALESCE(SUM(tokens), 0),
+       COUNT(*) FILTER (WHERE role IN {_SYSTEM}),
+       COALESCE(SUM(tokens) FILTER (WHERE role IN {_SYSTEM}), 0)
+FROM messages WHERE session_id = $1
+"""
+_OLDEST_FITTING_USER = f"""
+WITH sized AS (
+    SELECT pos, seq, role,
+           COUNT(*) OVER newest AS kept_messages,
+           SUM(tokens) OVER newest AS kept_tokens
+    FROM messages WHERE session_id = $1 AND role NOT IN {_SYSTEM}
+    WINDOW newest AS (ORDER BY pos DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+SELECT pos, seq, kept_messages, kept_tokens FROM sized
+WHERE role = 'user' AND ($2::bigint IS NULL OR kept_messages <= $2::bigint)
+      AND ($3::bigint IS NULL OR kept_tokens <= $3::bigint)
+ORDER BY pos LIMIT 1
+"""
+_NEWEST_USER = f"""
+SELECT m.pos, m.seq,
+       (SELECT COUNT(*) FROM messages k WHERE k.session_id = $1 AND k.pos >= m.pos
+            AND k.role NOT IN {_SYSTEM}),
+       (SELECT COALESCE(SUM(k.tokens), 0) FROM messages k WHERE k.session_id = $1 AND k.pos >= m.pos
+            AND k.role NOT IN {_SYSTEM})
+FROM messages m WHERE m.session_id = $1 AND m.role = 'user'
+ORDER BY m.pos DESC LIMIT 1
+"""
+
+
+async def _history_stats(conn: asyncpg.Connection, session_id: str) -> HistoryStats:
+    row = await conn.fetchrow(_STATS, session_id)
+    return HistoryStats(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def _cut(row: Sequence[Any] | None) -> CutPoint | None:
+    return None if row is None else CutPoint(float(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+async def _save_scores(
+    conn: asyncpg.Connection, session_id: str, scores: Mapping[int, float], model: str
+) -> None:
+    if not scores:
+        return
+    items = sorted(scores.items())
+    await conn.execute(
+        "INSERT INTO message_scores (session_id, seq, score, model, scored_at) "
+        "SELECT $1, s.seq, s.score, $4, $5 FROM unnest($2::bigint[], $3::double precision[]) AS s(seq, score) "
+        "ON CONFLICT (session_id, seq) DO UPDATE SET score = excluded.score, model = excluded.model, "
+        "scored_at = excluded.scored_at",
+        session_id,
+        [int(seq) for seq, _ in items],
+        [float(score) for _, score in items],
+        model,
+        time.time(),
+    )
+
+
+async def _apply_prune(conn: asyncpg.Connection, session_id: str, prune: PruneWrite) -> AppliedPrune:
+    """Runs inside the caller's transaction, holding the session's row lock; raising rolls back."""
+    immutable = await conn.fetchval("SELECT immutable FROM sessions WHERE id = $1 FOR UPDATE", session_id)
+    if immutable is None:
+        raise PruneConflictError(f"session {session_id!r} no longer exists; nothing was pruned")
+    if immutable:
+        raise ImmutableSessionError(f"session {session_id!r} is immutable and cannot be pruned")
+    now = time.time()
+    before = await _history_stats(conn, session_id)
+    seqs = sorted({int(s) for s in prune.remove_seqs})
+    chosen = "session_id = $1 AND seq = ANY($2::bigint[])"
+    row = await conn.fetchrow(f"SELECT COUNT(*), MAX(pos) FROM messages WHERE {chosen}", session_id, seqs)
+    found, last_pos = int(row[0]), row[1]
+    wanted = len(seqs)
+    if found != wanted:
+        raise PruneConflictError(
+            f"{wanted - found} of the {wanted} messages this prune planned to remove from session "
+            f"{session_id!r} are no longer active (another prune ran meanwhile); nothing was "
+            "changed — run the prune again"
+        )
+    await conn.execute(
+        "INSERT INTO pruned_messages (session_id, pos, seq, event_id, created_at, tokens, role, entry, "
+        f"pruned_by, pruned_at) SELECT session_id, pos, seq, event_id, created_at, tokens, role, {_TOMBSTONE}, "
+        f"$3, $4 FROM messages WHERE {chosen}",
+        session_id,
+        seqs,
+        prune.prune_id,
+        now,
+    )
+    await conn.execute(f"DELETE FROM messages WHERE {chosen}", session_id, seqs)
+    summary_seq = None
+    if prune.summary is not None:
+        summary_seq = await _insert_summary(conn, session_id, prune, last_pos, now)
+    added = 0 if summary_seq is None else 1
+    await conn.execute(
+        "UPDATE sessions SET active_count = active_count - $1 + $2, updated_at = $3, "
+        "expires_at = $3 + ttl_days * 86400.0 WHERE id = $4",
+        found,
+        added,
+        now,
+        session_id,
+    )
+    if prune.scores:
+        await _save_scores(conn, session_id, prune.scores, prune.score_model)
+    after = await _history_stats(conn, session_id)
+    data = {
+        **prune.event.data,
+        "removed": found,
+        "messages_before": before.messages,
+        "messages_after": after.messages,
+        "tokens_before": before.tokens,
+        "tokens_after": after.tokens,
+        "summary_seq": summary_seq,
+    }
+    event_id = await conn.fetchval(
+        "UPDATE sessions SET next_event = next_event + 1 WHERE id = $1 RETURNING next_event - 1", session_id
+    )
+    await conn.execute(
+        "INSERT INTO events (session_id, id, created_at, type, data) VALUES ($1, $2, $3, $4, $5)",
+        session_id,
+        event_id,
+        now,
+        prune.event.type,
+        dumps(data),
+    )
+    return AppliedPrune(found, before, after, summary_seq)
+
+
+async def _insert_summary(
+    conn: asyncpg.Connection, session_id: str, prune: PruneWrite, last_pos: float | None, now: float
+) -> int:
+    """Insert the summary right after the last message it replaces (before everything kept)."""
+    summary = prune.summary
+    assert summary is not None
+    if last_pos is None:
+        first = await conn.fetchval("SELECT MIN(pos) FROM messages WHERE session_id = $1", session_id)
+        pos = (first or 1.0) - 0.5
+    else:
+        nxt = await conn.fetchval(
+            "SELECT MIN(pos) FROM messages WHERE session_id = $1 AND pos > $2", session_id, last_pos
+        )
+        pos = last_pos + 0.5 if nxt is None else (last_pos + nxt) / 2
+    row = await conn.fetchrow(
+        "UPDATE sessions SET next_seq = next_seq + 1, next_event = next_event + 1 WHERE id = $1 "
+        "RETURNING next_seq - 1, next_event - 1",
+        session_id,
+    )
+    seq, event_id = int(row[0]), int(row[1])
+    entry = {**summary.body, "id": summary.id, "timestamp": iso(now), "metadata": summary.metadata}
+    await conn.execute(
+        "INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, role, entry) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        session_id,
+        pos,
+        seq,
+        event_id,
+        now,
+        summary.tokens,
+        str(summary.body["role"]),
+        dumps(entry),
+    )
+    return seq
