@@ -34,7 +34,6 @@ from agnt5.store.base import (
     SessionPage,
     StateWrite,
     Store,
-    StoredMessage,
     SyncStore,
 )
 from agnt5.tokens import counter_for
@@ -331,7 +330,9 @@ class Session:
             await auto_prune(self)  # never raises: a failure is logged and recorded as an event
         return out
 
-    async def history(self, limit: int | None = None, *, include_pruned: bool = False) -> builtins.list[Message]:
+    async def history(
+        self, limit: int | None = None, *, include_pruned: bool = False
+    ) -> builtins.list[Message]:
         """Messages oldest to newest; with `limit`, the newest `limit` of them (`limit=0` gives []).
 
         Reading the newest N costs the same whatever the session's length. `include_pruned=True`
@@ -342,8 +343,7 @@ class Session:
         if limit == 0:
             return []
         await self._ensure()
-        rows = await self.store.read_messages(self.id, limit, include_pruned)
-        return [_entry(r) for r in rows]
+        return await self.store.read_messages(self.id, limit, include_pruned)
 
     async def clear(self) -> int:
         """Delete every message (state and events stay); refused on an immutable session."""
@@ -515,7 +515,7 @@ class Session:
 
     def _repr_html_(self) -> str:
         header = self._resolved()
-        rows: builtins.list[StoredMessage] = []
+        rows: builtins.list[Message] = []
         sync = self._sync_store()
         if sync is not None:
             rows = sync.read_messages_sync(self.id, 10, False)
@@ -533,10 +533,10 @@ class Session:
             "<table><tr><th>#</th><th>role</th><th>content</th></tr>",
         ]
         for r in rows:
-            content = r.body.get("content")
+            content = r.get("content")
             text = content if isinstance(content, str) else json.dumps(content)
-            if r.body.get("tool_calls"):
-                text = (text or "") + " → " + ", ".join(c["function"]["name"] for c in r.body["tool_calls"])
+            if r.get("tool_calls"):
+                text = (text or "") + " → " + ", ".join(c["function"]["name"] for c in r["tool_calls"])
             text = text if len(text) <= 200 else text[:197] + "..."
             parts.append(f"<tr><td>{r.seq}</td><td>{esc(r.role)}</td><td>{esc(text)}</td></tr>")
         parts.append("</table>")
@@ -550,30 +550,25 @@ async def purge_expired(*, store: Store | None = None, now: datetime | None = No
     return await (store or default_store()).purge_expired(moment)
 
 
-def _entry(r: StoredMessage) -> Message:
-    if r.pruned_by is None:
-        return Message(r.entry, seq=r.seq, tokens=r.tokens)
-    entry = {**r.entry, "metadata": {**r.metadata, "pruned_by": r.pruned_by}}
-    return Message(entry, seq=r.seq, tokens=r.tokens, pruned=True)
-
-
-def _export_record(r: StoredMessage) -> dict[str, Any]:
+def _export_record(m: Message) -> dict[str, Any]:
+    metadata = dict(m.metadata)
+    pruned_by = metadata.pop("pruned_by", None) if m.pruned else None
     record: dict[str, Any] = {
-        "id": r.id,
-        "seq": r.seq,
-        "timestamp": r.entry["timestamp"],
-        "role": r.role,
-        "message": r.entry.get("content"),
-        "metadata": r.metadata,
-        "tool_calls": r.body.get("tool_calls"),
-        "tokens": r.tokens,
+        "id": m.id,
+        "seq": m.seq,
+        "timestamp": m["timestamp"],
+        "role": m.role,
+        "message": m.get("content"),
+        "metadata": metadata,
+        "tool_calls": m.get("tool_calls"),
+        "tokens": m.tokens,
     }
     for key in ("name", "tool_call_id"):
-        if key in r.body:
-            record[key] = r.body[key]
-    if r.pruned_by is not None:
+        if key in m:
+            record[key] = m[key]
+    if m.pruned:
         record["pruned"] = True
-        record["pruned_by"] = r.pruned_by
+        record["pruned_by"] = pruned_by
     return record
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from agnt5.messages import PROVIDER_KEYS
+from agnt5.messages import Message
 
 SCOPES = ("session", "user", "app", "temp")
 PERSISTED_SCOPES = ("session", "user", "app")
@@ -49,35 +49,6 @@ class AppendedMessage:
 
     seq: int
     created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """A message as read back. `entry` is the history entry: provider fields plus id, timestamp
-    (ISO 8601) and metadata; a tombstone (`pruned_by` set) has no content."""
-
-    seq: int
-    entry: dict[str, Any]
-    tokens: int
-    pruned_by: str | None = None
-
-    @property
-    def id(self) -> str:
-        return str(self.entry["id"])
-
-    @property
-    def role(self) -> str:
-        return str(self.entry["role"])
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        value: dict[str, Any] = self.entry.get("metadata", {})
-        return value
-
-    @property
-    def body(self) -> dict[str, Any]:
-        """The provider-format fields only."""
-        return {k: self.entry[k] for k in PROVIDER_KEYS if k in self.entry}
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,9 +268,7 @@ class Store(Protocol):
         """
         ...
 
-    async def read_messages(
-        self, session_id: str, limit: int | None, include_pruned: bool
-    ) -> list[StoredMessage]:
+    async def read_messages(self, session_id: str, limit: int | None, include_pruned: bool) -> list[Message]:
         """Oldest to newest; with `limit`, only the newest `limit` (cost independent of session length)."""
         ...
 
@@ -389,7 +358,7 @@ class SyncStore(Store, Protocol):
 
     def read_messages_sync(
         self, session_id: str, limit: int | None, include_pruned: bool
-    ) -> list[StoredMessage]: ...
+    ) -> list[Message]: ...
 
 
 UpdateFn = Callable[[Any], Any] | Callable[[Any], Awaitable[Any]]

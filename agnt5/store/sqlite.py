@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from agnt5.errors import SchemaVersionError, StoreError
-from agnt5.messages import iso
+from agnt5.messages import Message, iso
 from agnt5.store import _prune_sql
 from agnt5.store.base import (
     AppendedMessage,
@@ -43,7 +43,6 @@ from agnt5.store.base import (
     SessionHeader,
     SessionPage,
     StateWrite,
-    StoredMessage,
     WindowCut,
 )
 from agnt5.store.migrations import LATEST_VERSION, MIGRATIONS
@@ -390,14 +389,10 @@ class SqliteStore:
         for job in jobs:
             _resolve(job.future, job.result, None)
 
-    async def read_messages(
-        self, session_id: str, limit: int | None, include_pruned: bool
-    ) -> list[StoredMessage]:
+    async def read_messages(self, session_id: str, limit: int | None, include_pruned: bool) -> list[Message]:
         return await self._call(lambda conn: _read_messages(conn, session_id, limit, include_pruned))
 
-    def read_messages_sync(
-        self, session_id: str, limit: int | None, include_pruned: bool
-    ) -> list[StoredMessage]:
+    def read_messages_sync(self, session_id: str, limit: int | None, include_pruned: bool) -> list[Message]:
         return self._call_sync(lambda conn: _read_messages(conn, session_id, limit, include_pruned))
 
     async def clear_messages(self, session_id: str, event: NewEvent) -> int:
@@ -569,7 +564,9 @@ class SqliteStore:
     async def window_cut(
         self, session_id: str, max_messages: int | None, max_tokens: int | None
     ) -> WindowCut:
-        return await self._call(lambda conn: _prune_sql.window_cut(conn, session_id, max_messages, max_tokens))
+        return await self._call(
+            lambda conn: _prune_sql.window_cut(conn, session_id, max_messages, max_tokens)
+        )
 
     async def seqs_before(self, session_id: str, pos: float) -> list[int]:
         return await self._call(lambda conn: _prune_sql.seqs_before(conn, session_id, pos))
@@ -676,7 +673,7 @@ def _get_session(conn: sqlite3.Connection, session_id: str) -> SessionHeader | N
 
 def _read_messages(
     conn: sqlite3.Connection, session_id: str, limit: int | None, include_pruned: bool
-) -> list[StoredMessage]:
+) -> list[Message]:
     if include_pruned:
         sql = (
             "SELECT pos, seq, tokens, entry, NULL FROM messages WHERE session_id = :id "
@@ -692,7 +689,18 @@ def _read_messages(
         ).fetchall()
         rows.reverse()
     loads = json.loads
-    return [StoredMessage(r[1], loads(r[3]), r[2], r[4]) for r in rows]
+    if not include_pruned:
+        return [Message(loads(r[3]), seq=r[1], tokens=r[2]) for r in rows]
+    return [
+        _tombstone(loads(r[3]), r[1], r[2], r[4]) if r[4] else Message(loads(r[3]), seq=r[1], tokens=r[2])
+        for r in rows
+    ]
+
+
+def _tombstone(entry: dict[str, Any], seq: int, tokens: int, pruned_by: str) -> Message:
+    """A pruned message as history shows it: no content, and the prune that removed it in metadata."""
+    entry["metadata"] = {**entry.get("metadata", {}), "pruned_by": pruned_by}
+    return Message(entry, seq=seq, tokens=tokens, pruned=True)
 
 
 # Creates the session row on first use. The hot path (_reserve) touches only columns that are in

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agnt5.blocks import Block, group_blocks, group_turns
 from agnt5.messages import Message
-from agnt5.store.base import HistoryStats, Store, StoredMessage, WindowCut
+from agnt5.store.base import HistoryStats, Store, WindowCut
 from agnt5.tokens import TokenCounter, counter_for
 
 if TYPE_CHECKING:
@@ -90,8 +90,7 @@ class SessionView:
 
     async def messages(self) -> list[Message]:
         """The whole active history (strategies that read content: scoring, summarising)."""
-        rows = await self._store.read_messages(self.session_id, None, False)
-        return [_message(r) for r in rows]
+        return await self._store.read_messages(self.session_id, None, False)
 
     async def scores(self, seqs: Sequence[int]) -> dict[int, float]:
         return await self._store.read_scores(self.session_id, seqs) if seqs else {}
@@ -100,10 +99,6 @@ class SessionView:
         """Cache scores (not part of the history) so a failed prune does not pay for them twice."""
         if scores:
             await self._store.save_scores(self.session_id, scores, model)
-
-
-def _message(r: StoredMessage) -> Message:
-    return Message(r.entry, seq=r.seq, tokens=r.tokens)
 
 
 @dataclass(frozen=True, slots=True)
