@@ -70,14 +70,18 @@ def _normalise(matrix: Matrix) -> Matrix:
 class _Index:
     """The normalised vectors of one namespace at one store version, with O(1) replace and delete."""
 
-    def __init__(self, version: int, dim: int, keys: list[str], matrix: Matrix) -> None:
+    def __init__(self, version: int, dim: int, keys: list[str], raw: Matrix) -> None:
         self.version = version
         self.dim = dim
         self.keys = keys
         self.pos = {k: i for i, k in enumerate(keys)}
         self.n = len(keys)
         self._m: Matrix = np.empty((max(self.n, 16), dim), dtype=np.float32)
-        self._m[: self.n] = matrix
+        rows = self._m[: self.n]
+        rows[:] = raw  # normalised in place: no second full-size copy
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        rows /= norms
 
     def upsert(self, key: str, unit: Vector) -> None:
         i = self.pos.get(key)
@@ -397,7 +401,7 @@ class VectorMemoryService:
                 continue
             dim = expected or self.dimensions or 1
             raw = np.frombuffer(b"".join(snap.vectors[i] or b"" for i in keep), dtype="<f4").reshape(-1, dim)
-            index = _Index(snap.version, dim, [snap.keys[i] for i in keep], _normalise(raw))
+            index = _Index(snap.version, dim, [snap.keys[i] for i in keep], raw)
             with self._lock:
                 current = self._cache.get(ns)
                 if current is None or current.version <= index.version:
