@@ -516,16 +516,19 @@ class Session:
     def _repr_html_(self) -> str:
         header = self._resolved()
         rows: builtins.list[Message] = []
+        count = header.message_count
         sync = self._sync_store()
         if sync is not None:
             rows = sync.read_messages_sync(self.id, 10, False)
+            stored = sync.get_session_sync(self.id)  # the cached header counts as of when it loaded
+            count = stored.message_count if stored is not None else 0
         esc = html.escape
         state = {
             s: self.state(s) for s in ("session", "user", "app", "temp") if s != "user" or header.user_id
         }
         parts = [
             f"<div><b>Session</b> <code>{esc(self.id)}</code> · app {esc(str(header.app_name))}"
-            f" · user {esc(str(header.user_id))} · {header.message_count} messages</div>",
+            f" · user {esc(str(header.user_id))} · {count} messages</div>",
             f"<div>metadata: <code>{esc(json.dumps(header.metadata))}</code></div>",
             "<div>state: "
             + ", ".join(f"{s}: {len(v)} key{'s' if len(v) != 1 else ''}" for s, v in state.items())

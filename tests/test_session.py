@@ -1166,3 +1166,10 @@ async def test_repr_html_shows_metadata_state_and_recent_messages(store: SqliteS
     assert "session: 2 keys" in html and "user: 1 key" in html
     assert "message number 14" in html and "web_search" in html
     assert "message number 0<" not in html  # only the recent ones
+
+
+async def test_repr_html_counts_messages_appended_after_the_header_loaded(store: SqliteStore) -> None:
+    s = Session("nb-live", store=store)
+    await s.send_message({"role": "user", "content": "first"})
+    await s.send_message({"role": "user", "content": "second"})
+    assert "2 messages" in s._repr_html_()  # the same object, not a reopened one
