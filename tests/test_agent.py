@@ -712,3 +712,31 @@ async def test_a_session_with_a_prune_strategy_is_pruned_to_fit(mem_store: Sqlit
     assert [m["content"] for m in messages[1:]] == [m["content"] for m in active[:-1]]  # then "fits"
     prunes = [e for e in await session.events() if e.type == "prune"]
     assert len(prunes) == 1 and prunes[0].data["strategy"] == "sliding_window"
+
+
+# --- memory --------------------------------------------------------------------------------------
+
+
+async def test_agent_with_memory_remembers_and_recalls_across_sessions(mem_store: SqliteStore) -> None:
+    from agnt5 import InMemoryMemoryService, Memory
+    from agnt5.testing import ScriptedModel
+
+    memory = Memory(service=InMemoryMemoryService(), user_id="user-456", app_name="clinic")
+    first = (
+        ScriptedModel()
+        .tool_call("remember", {"key": "allergies", "content": "Allergic to penicillin"})
+        .text("Noted.")
+    )
+    await Agent("intake", model=first, memory=memory, session=Session("visit-1", store=mem_store)).run(
+        "I am allergic to penicillin"
+    )
+    assert [r.content for r in await memory.list()] == ["Allergic to penicillin"]
+
+    second = ScriptedModel().tool_call("recall", {"query": "penicillin allergies"}).text("Avoid penicillin.")
+    result = await Agent(
+        "doctor", model=second, memory=memory, session=Session("visit-2", store=mem_store)
+    ).run("What should I avoid?")
+    assert result.output == "Avoid penicillin."
+    assert second.calls[0].tools == ["remember", "recall"]
+    recalled = json.loads([m for m in second.calls[1].messages if m["role"] == "tool"][0]["content"])
+    assert recalled[0]["key"] == "allergies" and recalled[0]["content"] == "Allergic to penicillin"
