@@ -738,5 +738,5 @@ async def test_agent_with_memory_remembers_and_recalls_across_sessions(mem_store
     ).run("What should I avoid?")
     assert result.output == "Avoid penicillin."
     assert second.calls[0].tools == ["remember", "recall"]
-    recalled = json.loads([m for m in second.calls[1].messages if m["role"] == "tool"][0]["content"])
+    recalled = json.loads(next(m for m in second.calls[1].messages if m["role"] == "tool")["content"])
     assert recalled[0]["key"] == "allergies" and recalled[0]["content"] == "Allergic to penicillin"
