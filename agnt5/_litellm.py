@@ -279,6 +279,14 @@ def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException 
     return None
 
 
+_MISSING_KEY_PHRASES = ("missing credentials", "api_key client option must be set", "no api key provided")
+
+
+def _missing_credentials(detail: str) -> bool:
+    lowered = detail.lower()
+    return any(phrase in lowered for phrase in _MISSING_KEY_PHRASES)
+
+
 def provider_name(model: str) -> str | None:
     """litellm's provider name for `model` ("openai", "anthropic", "gemini"...), None if unknown."""
     try:
@@ -314,6 +322,12 @@ def map_exception(exc: BaseException, model: str) -> errors.ModelError:
             f"the prompt does not fit the context window of {where}: {detail}. "
             "Prune the session history or use a model with a larger window.",
             **ctx,
+        )
+    if _missing_credentials(detail):
+        # Raised by the SDK before any request; litellm reports it as a 500.
+        return errors.AuthenticationError(
+            f"{where} has no API key: {detail}. Set {key_var} or pass api_key= to LanguageModel.",
+            **{**ctx, "status_code": None},
         )
     if isinstance(exc, lx.AuthenticationError | lx.PermissionDeniedError) or status_code in (401, 403):
         return errors.AuthenticationError(

@@ -194,3 +194,15 @@ def test_import_agnt5_does_not_import_litellm() -> None:
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+async def test_missing_api_key_is_an_authentication_error_not_retried(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    from agnt5.errors import AuthenticationError
+    from agnt5.models import LanguageModel
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(AuthenticationError, match="OPENAI_API_KEY"):
+        await LanguageModel("gpt-4o-mini").generate([{"role": "user", "content": "hi"}])
+    assert sleeps == []
