@@ -62,12 +62,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return asyncio.run(_dispatch(args, out, err))
     except (Exception, KeyboardInterrupt) as exc:
         code = exit_code(exc)
-        if code == EXIT_USAGE:
-            err.write(f"agnt5 {args.command}: error: {_message(exc)}\n")
-        elif isinstance(exc, KeyboardInterrupt):
-            err.write("agnt5: interrupted\n")
-        elif type(exc).__module__.startswith("agnt5") or isinstance(exc, OSError):
-            err.write(f"agnt5 {args.command}: error: {_message(exc)}\n")
+        command = " ".join(filter(None, ["agnt5", args.command, getattr(args, "action", None)]))
+        if isinstance(exc, KeyboardInterrupt):
+            err.write(f"{command}: interrupted\n")
+        elif code == EXIT_USAGE or type(exc).__module__.startswith("agnt5") or isinstance(exc, OSError):
+            err.write(f"{command}: error: {_message(exc)}\n")
         else:
             raise  # a bug: keep the traceback
         return code

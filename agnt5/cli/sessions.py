@@ -13,6 +13,7 @@ from agnt5.cli.errors import UsageError
 from agnt5.cli.render import compact, transcript_line
 from agnt5.session import EXPORT_FORMATS, Session, purge_expired
 from agnt5.store.base import SessionHeader, Store
+from agnt5.strategies.registry import get_strategy
 
 PRUNE_PARAMS = ("window_size", "threshold", "max_messages", "keep_recent")
 """Strategy parameters the command line passes on when given (the strategy rejects the others)."""
@@ -115,9 +116,10 @@ async def export(args: argparse.Namespace, store: Store, out: TextIO) -> int:
 
 async def prune(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     """Prune a session with a strategy and print what changed."""
-    session = await Session.get(args.id, store=store)
     params = {name: getattr(args, name) for name in PRUNE_PARAMS if getattr(args, name) is not None}
-    result = await session.prune(args.strategy, max_tokens=args.max_tokens, model=args.model, **params)
+    strategy = get_strategy(args.strategy, **params)  # a bad name or parameter is a usage error (2)
+    session = await Session.get(args.id, store=store)
+    result = await session.prune(strategy, max_tokens=args.max_tokens, model=args.model)
     if not result.changed:
         out.write(
             f"{session.id}: unchanged ({result.reason}); {result.messages_before} messages, "

@@ -62,4 +62,4 @@ def show_run(demo: Demo, result: AgentResult) -> None:
 def show_state(demo: Demo, session: Session, when: str) -> None:
     demo.say(f"state {when}:")
     for scope in SCOPES:
-        demo.say(f"  {scope:<8} {compact(session.state(scope))}")  # type: ignore[arg-type]
+        demo.say(f"  {scope:<8} {compact(session.state(scope), 220)}")  # type: ignore[arg-type]

@@ -74,7 +74,7 @@ async def run_demo(options: DemoOptions) -> int:
     cassette = _cassette(options)
     store = open_store(options.database_url or config.database_url())
     demo = Demo(store, options.run_id or uuid.uuid4().hex[:8], options.out, options.err, offline)
-    network_before = _litellm.network_disabled()
+    network_before = _litellm._network_override  # restored exactly (None defers to the environment)
     if offline and options.upstream is None:
         _litellm.disable_network(True)  # replay only: anything not in the cassette fails loudly
     started = time.perf_counter()
@@ -86,7 +86,7 @@ async def run_demo(options: DemoOptions) -> int:
             with cassette:
                 await tour(demo)
     finally:
-        _litellm.disable_network(network_before if offline and options.upstream is None else None)
+        _litellm.disable_network(network_before)
         await store.close()
     elapsed = time.perf_counter() - started
     demo.facts["seconds"] = elapsed

@@ -1,0 +1,156 @@
+"""`agnt5 demo` end to end, offline from the shipped cassette (AGNT5_DISABLE_NETWORK=1 is set by
+conftest): what it prints proves each part happened; a second run on the same database works; the
+shipped cassette is exactly what scripts/author_demo_cassette.py produces from the demo code."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import re
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from agnt5.cli import EXIT_ERROR, EXIT_OK, main
+from agnt5.demo.run import SHIPPED_CASSETTE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _demo(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["demo", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _prune_figures(out: str, strategy: str) -> tuple[int, int, int]:
+    match = re.search(rf"  {strategy}: removed (\d+) messages \(\d+ -> \d+\), tokens (\d+) -> (\d+)", out)
+    assert match, out
+    removed, before, after = (int(g) for g in match.groups())
+    return removed, before, after
+
+
+def _check_story(out: str, err: str) -> None:
+    # the router hands off; the specialist uses both tools and answers
+    assert "  router -> transfer_to_billing_specialist()" in out
+    assert "  >> handoff to billing_specialist" in out
+    assert '  billing_specialist -> lookup_charges(month="2025-11")' in out
+    assert '  billing_specialist -> issue_refund(charge_id="ch_1002", reason="duplicate charge")' in out
+    assert "refund re_5001 for $29.00" in out
+    assert "answered by billing_specialist" in out
+    # state: all four scopes before the run; temp is empty after it; user/app carry to a new session
+    before = out.split("state before the run:")[1]
+    assert '  session  {"ticket_status": "open"}' in before
+    assert '  user     {"plan": "Pro (monthly, $29.00)"}' in before
+    assert '  app      {"refund_window_days": 30}' in before
+    assert '  temp     {"routing_hint": "billing"}' in before
+    after = out.split("state after the runs")[1].split("==")[0]
+    assert '"ticket_status": "refunded"' in after and '"refunds_issued": 1' in after
+    assert "  temp     {}" in after
+    new_session = out.split("state seen from the new session")[1]
+    assert "  session  {}" in new_session and '"refunds_issued": 1' in new_session
+    # memory: remembered in one session, recalled by the agent in the next, found by search
+    assert '-> remember(key="refund_preference"' in out
+    assert '-> recall(query="refund card preference")' in out
+    assert "billing_specialist: Your refunds go to your Visa card ending in 4242" in out
+    hits = out.split("direct search:")[1].splitlines()[1:4]
+    assert "refund_preference:" in hits[0]
+    scores = [float(line.split()[0]) for line in hits]
+    assert scores == sorted(scores, reverse=True)
+    # the long session: both prunes remove messages and tokens
+    assert re.search(r"session demo-\w+-backlog: 241 messages, \d+ tokens", out)
+    for strategy in ("keep_important", "summarize_old"):
+        removed, before_tokens, after_tokens = _prune_figures(out, strategy)
+        assert removed > 0 and before_tokens > after_tokens
+    assert _prune_figures(out, "keep_important")[2] == _prune_figures(out, "summarize_old")[1]
+    assert "Summary of the earlier conversation: The customer reported problems with" in out
+    # export: an excerpt of real jsonl lines
+    count = int(re.search(r"as jsonl \((\d+) lines", out).group(1))  # type: ignore[union-attr]
+    assert count == 12
+    excerpt = out.split("one per message); the first 3:\n")[1].splitlines()[:3]
+    assert [line.startswith('  {"id": "msg_') for line in excerpt] == [True, True, True]
+    assert '"role": "user", "message": "Hi, I was charged twice' in excerpt[0]
+    assert re.search(r"242 lines, 228 of them tombstones", out)
+    # audit trail
+    audit = out.split("== 6. Audit trail")[1]
+    assert re.search(r"  handoff\s+1\n", audit) and re.search(r"  tool_call\s+4\n", audit)
+    assert audit.count(": prune ") == 2
+    # replayed, and progress bars on the long steps
+    assert re.search(r"done in [\d.]+s \(12 chat model calls, 16 recorded responses replayed\)", out)
+    for label in ("writing 241 messages", "scoring importance", "summarising"):
+        assert f"[####################] 100% {label}" in err
+
+
+def test_demo_runs_offline_twice_on_one_database(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    code, out, err = _demo(capsys, "--database-url", url)
+    assert code == EXIT_OK, err
+    assert "offline:" in out and "Authored by scripts/author_demo_cassette.py" in out
+    _check_story(out, err)
+    first_run = re.search(r"agnt5 demo \(run (\w+)\)", out).group(1)  # type: ignore[union-attr]
+
+    code, out, err = _demo(capsys, "--database-url", url)
+    assert code == EXIT_OK, err
+    _check_story(out, err)
+    second_run = re.search(r"agnt5 demo \(run (\w+)\)", out).group(1)  # type: ignore[union-attr]
+    assert first_run != second_run
+
+    assert main(["sessions", "list", "--app", "acme_support", "--json", "--database-url", url]) == EXIT_OK
+    ids = {s["id"] for s in json.loads(capsys.readouterr().out)["sessions"]}
+    assert ids == {
+        f"demo-{run}-{part}" for run in (first_run, second_run) for part in ("support", "followup", "backlog")
+    }
+
+
+def test_demo_uses_the_default_database(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _demo(capsys)
+    assert code == EXIT_OK, err
+    assert "on sqlite:///.agnt5/agnt5.db" in out
+    assert Path(".agnt5/agnt5.db").exists()  # in the test's own working directory
+
+
+def test_demo_fails_clearly_when_the_cassette_does_not_match(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    document = json.loads(SHIPPED_CASSETTE.read_text())
+    document["interactions"][0]["request"]["body"]["input"][0] = "something else"
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(document))
+    code, _, err = _demo(
+        capsys, "--cassette", str(changed), "--database-url", f"sqlite:///{tmp_path / 'd.db'}"
+    )
+    assert code == EXIT_ERROR
+    assert "no recorded response" in err and "nearest recorded request" in err
+
+    code, _, err = _demo(capsys, "--cassette", str(tmp_path / "missing.json"))
+    assert code == EXIT_ERROR
+    assert "does not exist" in err
+
+
+def _author_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "author_demo_cassette", ROOT / "scripts/author_demo_cassette.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_cassette_is_what_the_authoring_script_makes(tmp_path: Path) -> None:
+    """Change the demo, re-run scripts/author_demo_cassette.py: this test says when it is due."""
+    script = _author_script()
+    output = tmp_path / "demo.json"
+    asyncio.run(script.author(output))
+    script.add_note(output)
+    assert json.loads(output.read_text()) == json.loads(SHIPPED_CASSETTE.read_text())
+
+
+def test_shipped_cassette_is_packaged() -> None:
+    from importlib.resources import files
+
+    assert files("agnt5").joinpath("demo/cassettes/demo.json").is_file()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"**/*.json"' in pyproject  # package-data ships the cassette in wheels too
