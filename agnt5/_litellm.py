@@ -168,20 +168,8 @@ async def acompletion(*, num_retries: int = 2, **kwargs: Any) -> Any:
 
     With `stream=True` this returns litellm's stream wrapper; iterate it with `iterate_stream`.
     """
-    litellm = get_litellm()
-    kwargs.setdefault("num_retries", 0)
     kwargs.setdefault("max_retries", 0)
-    model = str(kwargs.get("model", ""))
-    attempt = 0
-    while True:
-        try:
-            return await litellm.acompletion(**kwargs)
-        except Exception as exc:
-            mapped = map_exception(exc, model)
-            if attempt >= num_retries or not is_retryable(mapped):
-                raise mapped from exc
-            await _sleep(backoff_delay(attempt, exc))
-            attempt += 1
+    return await _call_with_retries("acompletion", num_retries, kwargs)
 
 
 class _NoRetries(int):
@@ -197,14 +185,19 @@ class _NoRetries(int):
 
 async def aembedding(*, num_retries: int = 2, **kwargs: Any) -> Any:
     """`litellm.aembedding(**kwargs)` with the same retries and error mapping as `acompletion`."""
-    litellm = get_litellm()
-    kwargs.setdefault("num_retries", 0)
     kwargs.setdefault("max_retries", _NoRetries())
+    return await _call_with_retries("aembedding", num_retries, kwargs)
+
+
+async def _call_with_retries(function: str, num_retries: int, kwargs: dict[str, Any]) -> Any:
+    """Call `litellm.<function>(**kwargs)`; agnt5 retries (litellm's and the SDK's own are off)."""
+    call = getattr(get_litellm(), function)
+    kwargs.setdefault("num_retries", 0)
     model = str(kwargs.get("model", ""))
     attempt = 0
     while True:
         try:
-            return await litellm.aembedding(**kwargs)
+            return await call(**kwargs)
         except Exception as exc:
             mapped = map_exception(exc, model)
             if attempt >= num_retries or not is_retryable(mapped):
