@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from agnt5.blocks import group_blocks, is_summary
 from agnt5.models import LanguageModel, ModelResponse, ToolCall, Usage
+from agnt5.store import Store
 from agnt5.store.sqlite import SqliteStore
 
 OPENAI_URL = "https://api.openai.com/v1/chat/completions"
@@ -72,14 +74,25 @@ def conversations(draw: Any, max_turns: int = 12) -> list[dict[str, Any]]:
 
 
 async def make_session(
-    messages: Sequence[Mapping[str, Any]], store: SqliteStore | None = None, **kw: Any
+    messages: Sequence[Mapping[str, Any]], store: Store | None = None, *, session_id: str = "conv", **kw: Any
 ) -> Any:
+    """A session holding `messages`, on `store` (default: the configured default store, which the
+    pruning tests set to the `store` fixture, so they run on every store)."""
     from agnt5 import Session
+    from agnt5.config import default_store
 
-    session = Session("conv", store=store or SqliteStore(), **kw)
+    session = Session(session_id, store=store or default_store(), **kw)
     if messages:
         await session.send_messages(list(messages))
     return session
+
+
+def example_store(env: Any) -> tuple[Store, str]:
+    """A store and a session id for one hypothesis example: a private in-memory SQLite database,
+    or (postgres) the test's database with a session id of its own."""
+    if env.kind == "sqlite":
+        return SqliteStore(), "conv"
+    return env.open(), f"conv-{uuid.uuid4().hex}"
 
 
 def check_invariants(

@@ -2,7 +2,8 @@
 
 Functions here are importable (multiprocessing with the spawn start method imports this module
 by name in the child) and runnable as a script: `python tests/_workers.py NAME ARG...` prints the
-function's JSON result on stdout.
+function's JSON result on stdout. `db` is a database URL (sqlite:///..., postgresql://...) or a
+SQLite file path.
 """
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ from typing import Any
 
 from agnt5.entity import Entity
 from agnt5.session import Session
+from agnt5.store.base import Store
 from agnt5.store.sqlite import SqliteStore
+from agnt5.store.url import open_store
 
 Waitable = Any  # a multiprocessing Event (or None): the start signal
+
+
+def _open(db: str) -> Store:
+    return open_store(db) if "://" in db else SqliteStore(db)
 
 
 def _wait(start: Waitable | None) -> None:
@@ -28,7 +35,7 @@ def append_messages(db: str, session_id: str, worker: int, n: int, start: Waitab
     """Append `n` messages `w<worker>-<i>` to one session, one awaited call each."""
 
     async def run() -> None:
-        store = SqliteStore(db)
+        store = _open(db)
         session = Session(session_id, app_name="app", user_id="u", store=store)
         _wait(start)
         for i in range(n):
@@ -42,7 +49,7 @@ def entity_increments(db: str, name: str, key: str, n: int, start: Waitable | No
     """Increment one Entity key `n` times with `update`."""
 
     async def run() -> None:
-        store = SqliteStore(db)
+        store = _open(db)
         entity = Entity(name, store=store)
         _wait(start)
         for _ in range(n):
@@ -55,21 +62,36 @@ def entity_increments(db: str, name: str, key: str, n: int, start: Waitable | No
 def set_state_keys(
     db: str, session_id: str, user_id: str, prefix: str, n: int, start: Waitable | None = None
 ) -> None:
-    """Set `n` different keys in session scope and in user scope (synchronous set_state)."""
-    store = SqliteStore(db)
-    session = Session(session_id, app_name="app", user_id=user_id, store=store)
-    _wait(start)
-    for i in range(n):
-        session.set_state(f"{prefix}{i}", i)
-        session.set_state(f"{prefix}{i}", i, scope="user")
-    asyncio.run(store.close())
+    """Set `n` different keys in session scope and in user scope (synchronous set_state; on a
+    store without synchronous access each pair is flushed, i.e. written by an awaited call)."""
+    store = _open(db)
+
+    async def run() -> None:
+        session = Session(session_id, app_name="app", user_id=user_id, store=store)
+        await session.load()
+        _wait(start)
+        for i in range(n):
+            session.set_state(f"{prefix}{i}", i)
+            session.set_state(f"{prefix}{i}", i, scope="user")
+            await session.flush()
+        await store.close()
+
+    if store.supports_sync:
+        session = Session(session_id, app_name="app", user_id=user_id, store=store)
+        _wait(start)
+        for i in range(n):
+            session.set_state(f"{prefix}{i}", i)
+            session.set_state(f"{prefix}{i}", i, scope="user")
+        asyncio.run(store.close())
+    else:
+        asyncio.run(run())
 
 
 def write_session(db: str, session_id: str) -> dict[str, Any]:
     """Write a small conversation and state in every persisted scope."""
 
     async def run() -> dict[str, Any]:
-        store = SqliteStore(db)
+        store = _open(db)
         session = Session(session_id, app_name="app", user_id="u1", metadata={"from": "child"}, store=store)
         await session.send_message({"role": "user", "content": "hello from a child"})
         await session.send_message({"role": "assistant", "content": "hi child"}, metadata={"agent": "a"})
@@ -77,6 +99,7 @@ def write_session(db: str, session_id: str) -> dict[str, Any]:
         session.set_state("lang", "fr", scope="user")
         session.set_state("flag", True, scope="app")
         session.set_state("scratch", "gone", scope="temp")
+        await session.flush()  # a no-op on the embedded store, where set_state is already durable
         await store.close()
         return {"ok": True}
 
@@ -84,9 +107,12 @@ def write_session(db: str, session_id: str) -> dict[str, Any]:
 
 
 def read_session(db: str, session_id: str) -> dict[str, Any]:
-    """Read state with no await first (the spec's usage), then the history."""
-    store = SqliteStore(db)
+    """Read state with no await first (the spec's usage; after `load()` on a store without
+    synchronous access), then the history."""
+    store = _open(db)
     session = Session(session_id, store=store)
+    if not store.supports_sync:
+        asyncio.run(session.load())
     state = {
         "step": session.get_state("step"),
         "lang": session.get_state("lang", scope="user"),
@@ -97,7 +123,7 @@ def read_session(db: str, session_id: str) -> dict[str, Any]:
     }
 
     async def run() -> list[dict[str, Any]]:
-        history = await session.history()
+        history = await session.history()  # a new event loop: the store reconnects if it must
         await store.close()
         return [
             {"role": m["role"], "content": m["content"], "seq": m.seq, "meta": m["metadata"]} for m in history

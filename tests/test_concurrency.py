@@ -1,4 +1,8 @@
-"""Concurrent writers: many tasks on one session, and several OS processes on one database file."""
+"""Concurrent writers: many tasks on one session, and several OS processes on one database.
+
+Every test runs on both stores (the `store` fixture): one SQLite file shared by processes, and
+one PostgreSQL database shared by processes (as workers on several hosts would share it).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,14 @@ import asyncio
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import _workers
 import pytest
+from conftest import StoreEnv
 
 from agnt5 import Entity, Session
-from agnt5.store.sqlite import SqliteStore
+from agnt5.store import Store
 
 TASKS = 20
 PER_TASK = 100
@@ -36,7 +40,7 @@ def each_writer_in_order(history: list[Any], writers: int, per_writer: int, pref
 
 
 @pytest.mark.parametrize("shared_object", [False, True], ids=["separate-objects", "one-object"])
-async def test_twenty_tasks_append_two_thousand_messages(store: SqliteStore, shared_object: bool) -> None:
+async def test_twenty_tasks_append_two_thousand_messages(store: Store, shared_object: bool) -> None:
     shared = Session("busy", app_name="app", user_id="u", store=store)
     objects = [
         shared if shared_object else Session("busy", app_name="app", user_id="u", store=store)
@@ -57,7 +61,7 @@ async def test_twenty_tasks_append_two_thousand_messages(store: SqliteStore, sha
     assert (await Session("busy", store=store).send_message({"role": "user", "content": "next"})).seq == 2001
 
 
-async def test_concurrent_appends_to_several_sessions_stay_separate(store: SqliteStore) -> None:
+async def test_concurrent_appends_to_several_sessions_stay_separate(store: Store) -> None:
     async def writer(session_id: str, w: int) -> None:
         s = Session(session_id, store=store)
         for i in range(50):
@@ -69,7 +73,7 @@ async def test_concurrent_appends_to_several_sessions_stay_separate(store: Sqlit
         await assert_gap_free(Session(f"s{k}", store=store), expected)
 
 
-async def test_concurrent_appends_with_state_writes_and_reads(store: SqliteStore) -> None:
+async def test_concurrent_appends_with_state_writes_and_reads(store: Store) -> None:
     s = Session("mixed", user_id="u", store=store)
 
     async def appender(w: int) -> None:
@@ -107,10 +111,10 @@ def run_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> N
     assert [p.exitcode for p in procs] == [0] * len(procs)
 
 
-async def test_two_processes_append_to_one_database_file(db_path: Path, store: SqliteStore) -> None:
+async def test_two_processes_append_to_one_database_file(store_env: StoreEnv, store: Store) -> None:
     await Session("shared", app_name="app", user_id="u", store=store).save()
     await asyncio.to_thread(
-        run_processes, _workers.append_messages, [(str(db_path), "shared", w, 500) for w in range(2)]
+        run_processes, _workers.append_messages, [(store_env.url, "shared", w, 500) for w in range(2)]
     )
     s = Session("shared", store=store)
     expected = Counter(f"w{w}-{i}" for w in range(2) for i in range(500))
@@ -118,14 +122,33 @@ async def test_two_processes_append_to_one_database_file(db_path: Path, store: S
     each_writer_in_order(await s.history(), 2, 500, "w")
 
 
-async def test_two_processes_update_one_entity_key(db_path: Path, store: SqliteStore) -> None:
+async def test_two_processes_update_one_entity_key(store_env: StoreEnv, store: Store) -> None:
     await asyncio.to_thread(
-        run_processes, _workers.entity_increments, [(str(db_path), "counter", "n", 1000) for _ in range(2)]
+        run_processes, _workers.entity_increments, [(store_env.url, "counter", "n", 1000) for _ in range(2)]
     )
     assert await Entity("counter", store=store).get("n") == 2000
 
 
-async def test_processes_and_tasks_update_one_entity_key_together(db_path: Path, store: SqliteStore) -> None:
+async def test_four_processes_append_250_each_to_one_session(store_env: StoreEnv, store: Store) -> None:
+    # The session is created by the racing writers themselves (no save() first).
+    await asyncio.to_thread(
+        run_processes, _workers.append_messages, [(store_env.url, "four", w, 250) for w in range(4)]
+    )
+    s = Session("four", store=store)
+    await assert_gap_free(s, Counter(f"w{w}-{i}" for w in range(4) for i in range(250)))
+    each_writer_in_order(await s.history(), 4, 250, "w")
+    header = await store.get_session("four")
+    assert header is not None and header.message_count == 1000
+
+
+async def test_four_processes_update_one_entity_key_500_times_each(store_env: StoreEnv, store: Store) -> None:
+    await asyncio.to_thread(
+        run_processes, _workers.entity_increments, [(store_env.url, "counter", "n", 500) for _ in range(4)]
+    )
+    assert await Entity("counter", store=store).get("n") == 2000
+
+
+async def test_processes_and_tasks_update_one_entity_key_together(store_env: StoreEnv, store: Store) -> None:
     entity = Entity("counter", store=store)
 
     async def local() -> None:
@@ -133,7 +156,7 @@ async def test_processes_and_tasks_update_one_entity_key_together(db_path: Path,
             await entity.update("n", lambda v: (v or 0) + 1)
 
     processes = asyncio.to_thread(
-        run_processes, _workers.entity_increments, [(str(db_path), "counter", "n", 300)]
+        run_processes, _workers.entity_increments, [(store_env.url, "counter", "n", 300)]
     )
     await asyncio.gather(processes, local(), local())
     assert await entity.get("n") == 900

@@ -1,4 +1,4 @@
-"""Entity: a durable key/value map with an atomic update."""
+"""Entity: a durable key/value map with an atomic update (on each store: the `store` fixture)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import StoreEnv
 
 from agnt5 import Entity
-from agnt5.store.sqlite import SqliteStore
+from agnt5.store import Store
 
 
-async def test_get_set_delete_keys(store: SqliteStore) -> None:
+async def test_get_set_delete_keys(store: Store) -> None:
     e = Entity("profile", store=store)
     assert await e.get("name") is None
     assert await e.get("name", default="anon") == "anon"
@@ -42,13 +43,13 @@ async def test_get_set_delete_keys(store: SqliteStore) -> None:
     assert "name" not in await e.keys()
 
 
-async def test_tuples_come_back_as_lists(store: SqliteStore) -> None:
+async def test_tuples_come_back_as_lists(store: Store) -> None:
     e = Entity("t", store=store)
     await e.set("pair", (1, 2))
     assert await e.get("pair") == [1, 2]
 
 
-async def test_entities_are_separate_namespaces(store: SqliteStore) -> None:
+async def test_entities_are_separate_namespaces(store: Store) -> None:
     a, b = Entity("a", store=store), Entity("b", store=store)
     await a.set("k", 1)
     assert await b.get("k") is None
@@ -56,9 +57,9 @@ async def test_entities_are_separate_namespaces(store: SqliteStore) -> None:
     assert await Entity("a", store=store).get("k") == 1
 
 
-async def test_values_persist_across_stores(db_path: Path, store: SqliteStore) -> None:
+async def test_values_persist_across_stores(store_env: StoreEnv, store: Store) -> None:
     await Entity("durable", store=store).set("k", {"v": 1})
-    other = SqliteStore(str(db_path))
+    other = store_env.open()
     try:
         assert await Entity("durable", store=other).get("k") == {"v": 1}
     finally:
@@ -85,7 +86,7 @@ async def test_default_store_is_used_without_store_argument(tmp_path: Path) -> N
     ],
 )
 async def test_non_json_values_raise_type_error_and_write_nothing(
-    store: SqliteStore, value: Any, type_name: str
+    store: Store, value: Any, type_name: str
 ) -> None:
     e = Entity("strict", store=store)
     await e.set("cfg", {"previous": True})
@@ -100,7 +101,7 @@ async def test_non_json_values_raise_type_error_and_write_nothing(
     assert await e.get("cfg") == {"previous": True}
 
 
-async def test_bad_names_and_keys(store: SqliteStore) -> None:
+async def test_bad_names_and_keys(store: Store) -> None:
     with pytest.raises(ValueError):
         Entity("")
     with pytest.raises(ValueError):
@@ -114,7 +115,7 @@ async def test_bad_names_and_keys(store: SqliteStore) -> None:
     assert await e.keys() == []
 
 
-async def test_update_returns_the_new_value(store: SqliteStore) -> None:
+async def test_update_returns_the_new_value(store: Store) -> None:
     e = Entity("u", store=store)
     assert await e.update("n", lambda v: (v or 0) + 1) == 1
     assert await e.update("n", lambda v: v * 10) == 10
@@ -122,7 +123,7 @@ async def test_update_returns_the_new_value(store: SqliteStore) -> None:
     assert await e.get("list") == ["start", "x"]
 
 
-async def test_update_accepts_an_async_function(store: SqliteStore) -> None:
+async def test_update_accepts_an_async_function(store: Store) -> None:
     e = Entity("async-fn", store=store)
     await e.set("n", 1)
 
@@ -134,7 +135,7 @@ async def test_update_accepts_an_async_function(store: SqliteStore) -> None:
     assert await e.get("n") == 2
 
 
-async def test_update_exception_writes_nothing(store: SqliteStore) -> None:
+async def test_update_exception_writes_nothing(store: Store) -> None:
     e = Entity("boom", store=store)
     await e.set("n", 1)
 
@@ -146,16 +147,16 @@ async def test_update_exception_writes_nothing(store: SqliteStore) -> None:
     assert await e.get("n") == 1
 
 
-async def test_concurrent_updates_lose_nothing(store: SqliteStore) -> None:
+async def test_concurrent_updates_lose_nothing(store: Store) -> None:
     e = Entity("counter", store=store)
     await asyncio.gather(*(e.update("n", lambda v: (v or 0) + 1) for _ in range(200)))
     assert await e.get("n") == 200
 
 
 async def test_concurrent_async_updates_through_separate_objects_lose_nothing(
-    store: SqliteStore, db_path: Path
+    store: Store, store_env: StoreEnv
 ) -> None:
-    other = SqliteStore(str(db_path))
+    other = store_env.open()
 
     async def slow_increment(v: int | None) -> int:
         await asyncio.sleep(0)  # yield between read and write: other writers get in
@@ -169,7 +170,7 @@ async def test_concurrent_async_updates_through_separate_objects_lose_nothing(
         await other.close()
 
 
-async def test_update_of_plain_set_values_sees_them(store: SqliteStore) -> None:
+async def test_update_of_plain_set_values_sees_them(store: Store) -> None:
     e = Entity("mix", store=store)
     await e.set("n", 5)
     await e.update("n", lambda v: v + 1)

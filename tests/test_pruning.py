@@ -1,8 +1,12 @@
 """Session.prune end to end: registry errors, immutability, tombstones, export, the prune event,
-conflicts, auto-prune with hysteresis, prune_to_fit for agents."""
+conflicts, auto-prune with hysteresis, prune_to_fit for agents; a prune racing with appends.
+
+Every test runs on both stores: make_session() without a store uses the `store` fixture.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, ClassVar
@@ -11,12 +15,18 @@ import pytest
 import respx
 from _convo import OPENAI_URL, FakeModel, make_session, openai_reply
 
+import agnt5
 from agnt5 import Session
 from agnt5.errors import ImmutableSessionError, PruneConflictError, StrategyError
 from agnt5.pruning import PruneResult, auto_prune_params, prune_to_fit
+from agnt5.store import Store
 from agnt5.store.base import NewEvent, PruneWrite
-from agnt5.store.sqlite import SqliteStore
 from agnt5.strategies import Budget, PrunePlan, SessionView
+
+
+@pytest.fixture(autouse=True)
+def _sessions_on_each_store(store: Store) -> None:
+    agnt5.configure(store=store)
 
 
 def _chat(n: int) -> list[dict[str, Any]]:
@@ -135,8 +145,7 @@ async def test_strategy_objects_and_the_default_from_retention() -> None:
     assert (await session.prune()).strategy == "keep_last_2"
 
 
-async def test_auto_prune_with_hysteresis() -> None:
-    store = SqliteStore()
+async def test_auto_prune_with_hysteresis(store: Store) -> None:
     session = Session("auto", store=store, retention={"auto_prune": True, "max_messages": 10})
     await session.send_message({"role": "system", "content": "sys"})
     for i in range(9):  # up to 10 active: no prune yet
@@ -154,11 +163,11 @@ async def test_auto_prune_with_hysteresis() -> None:
     history = await session.history()
     assert history[0]["content"] == "sys" and history[-1]["content"] == "n1"
     assert history[1]["role"] == "user"
-    await store.close()
 
 
-async def test_auto_prune_failure_keeps_the_message_and_is_recorded(caplog: pytest.LogCaptureFixture) -> None:
-    store = SqliteStore()
+async def test_auto_prune_failure_keeps_the_message_and_is_recorded(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
     session = Session(
         "auto",
         store=store,
@@ -172,7 +181,6 @@ async def test_auto_prune_failure_keeps_the_message_and_is_recorded(caplog: pyte
     failures = [e for e in await session.events() if e.type == "auto_prune_failed"]
     assert failures and failures[0].data["error"] == "PruneModelError"
     assert "auto-prune" in caplog.text
-    await store.close()
 
 
 def test_auto_prune_params() -> None:
@@ -187,7 +195,7 @@ async def test_prune_to_fit_uses_the_sessions_strategy() -> None:
     session = await make_session(_chat(20), retention={"prune_strategy": "sliding_window"})
     result = await prune_to_fit(session, 60)
     assert result is not None and result.tokens_after <= 60
-    plain = await make_session(_chat(3), SqliteStore())
+    plain = await make_session(_chat(3), session_id="plain")
     assert await prune_to_fit(plain, 10) is None
 
 
@@ -197,3 +205,43 @@ async def test_scores_are_deleted_with_the_session() -> None:
     assert await session.store.read_scores(session.id, list(range(100)))
     await session.delete()
     assert await session.store.read_scores(session.id, list(range(100))) == {}
+
+
+async def test_prunes_racing_with_appends_lose_nothing(store: Store) -> None:
+    """Appends keep landing while prunes run (a prune holds the session's row lock on PostgreSQL,
+    the write lock on SQLite, while it moves exactly its planned messages): every message ends up
+    active or a tombstone, each once, with unique gap-free seqs and its audit event."""
+    session = await make_session(_chat(10))
+    writers = [Session("conv", store=store) for _ in range(4)]
+    sent: dict[str, str] = {}  # message id -> content
+
+    async def append(w: int) -> None:
+        for i in range(40):
+            role = "user" if i % 2 == 0 else "assistant"
+            m = await writers[w].send_message({"role": role, "content": f"w{w}-{i}"})
+            sent[m.id] = m["content"]
+
+    async def prune() -> int:
+        applied = 0
+        for _ in range(15):
+            try:
+                result = await session.prune(strategy="keep_last_6")
+            except PruneConflictError:
+                continue  # another prune moved the same messages first: nothing was applied
+            applied += result.changed
+            await asyncio.sleep(0)
+        return applied
+
+    results = await asyncio.gather(*(append(w) for w in range(4)), prune(), prune())
+    assert sum(r for r in results if isinstance(r, int)) >= 1
+    everything = await session.history(include_pruned=True)
+    assert sorted(m.seq for m in everything) == list(range(1, len(everything) + 1))
+    by_id = {m["id"]: m for m in everything}
+    assert len(by_id) == len(everything) == 21 + len(sent)  # _chat(10): 21 messages, no summaries
+    for message_id, content in sent.items():  # each appended message is there, once
+        m = by_id[message_id]
+        assert m.pruned or m["content"] == content
+    appended = [e for e in await session.events() if e.type == "message_appended"]
+    assert sorted(e.data["message_id"] for e in appended) == sorted(by_id)
+    header = await store.get_session("conv")
+    assert header is not None and header.message_count == sum(1 for m in everything if not m.pruned)

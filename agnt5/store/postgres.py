@@ -220,7 +220,7 @@ class PostgresStore:
             return self._pool
         if self._opening is None or self._opening.get_loop() is not loop:
             if self._pool is not None:  # opened in an event loop that is gone or another one
-                self._pool.terminate()
+                _abandon(self._pool)
                 self._pool = None
             self._opening = loop.create_task(self._open())
         opening = self._opening
@@ -314,7 +314,7 @@ class PostgresStore:
             except (TimeoutError, Exception):
                 pool.terminate()
         else:
-            pool.terminate()
+            _abandon(pool)
 
     # entity key/values ------------------------------------------------------------------------
 
@@ -820,6 +820,16 @@ def _message(entry_text: str, seq: int, tokens: int, pruned_by: str | None) -> M
         return Message(entry, seq=int(seq), tokens=int(tokens))
     entry["metadata"] = {**entry.get("metadata", {}), "pruned_by": pruned_by}
     return Message(entry, seq=int(seq), tokens=int(tokens), pruned=True)
+
+
+def _abandon(pool: asyncpg.Pool) -> None:
+    """Drop a pool of another (possibly closed) event loop: its connections cannot be closed
+    politely from here; terminating them may fail once their loop is closed, and then the
+    sockets close when the objects are collected."""
+    try:
+        pool.terminate()
+    except RuntimeError:  # "Event loop is closed"
+        pass
 
 
 def _rowcount(status: str) -> int:

@@ -21,6 +21,12 @@ from agnt5.store.migrations import LATEST_VERSION, MIGRATIONS
 from agnt5.store.sqlite import BUSY_TIMEOUT_MS, SqliteStore, schema_version
 
 
+@pytest.fixture
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    """These tests are about SQLite itself (pragmas, locks, files, query plans): SQLite only."""
+    return sqlite_store
+
+
 def on_connection(store: SqliteStore, fn: Callable[[sqlite3.Connection], Any]) -> Any:
     """Run `fn` on the store's own connection (per-connection settings are only visible there)."""
     return store._call_sync(fn)

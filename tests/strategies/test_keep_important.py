@@ -17,17 +17,18 @@ from _convo import (
     FakeModel,
     check_invariants,
     conversations,
+    example_store,
     make_session,
     openai_reply,
     scores_for,
 )
 from _mocks import fixture_json, json_response, sleeps  # noqa: F401  (sleeps is a fixture)
-from hypothesis import given, settings
+from conftest import StoreEnv
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agnt5.errors import PruneModelError, TokenBudgetError
 from agnt5.models import LanguageModel
-from agnt5.store.sqlite import SqliteStore
 from agnt5.tokens import count_tokens
 
 
@@ -187,16 +188,16 @@ async def test_protected_messages_over_budget_raise_before_any_call() -> None:
     assert model.requests == []
 
 
-@settings(deadline=None, max_examples=40)
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(conversations(), st.one_of(st.none(), st.integers(1, 15)), st.one_of(st.none(), st.integers(20, 400)))
 def test_keep_important_invariants(
-    history: list[dict[str, Any]], max_messages: int | None, max_tokens: int | None
+    store_env: StoreEnv, history: list[dict[str, Any]], max_messages: int | None, max_tokens: int | None
 ) -> None:
     async def run() -> None:
-        store = SqliteStore()
+        store, session_id = example_store(store_env)
         model = FakeModel(window=600, output=200)
         try:
-            session = await make_session(history, store)
+            session = await make_session(history, store, session_id=session_id)
             before = await session.history()
             try:
                 result = await session.prune(

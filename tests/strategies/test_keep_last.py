@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from _convo import check_invariants, conversations, make_session
-from hypothesis import given, settings
+from _convo import check_invariants, conversations, example_store, make_session
+from conftest import StoreEnv
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agnt5.store.sqlite import SqliteStore
 
-
-@settings(deadline=None, max_examples=40)
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(conversations(), st.integers(1, 15))
-def test_keep_last_invariants(history: list[dict[str, Any]], n: int) -> None:
+def test_keep_last_invariants(store_env: StoreEnv, history: list[dict[str, Any]], n: int) -> None:
     async def run() -> None:
-        store = SqliteStore()
+        store, session_id = example_store(store_env)
         try:
-            session = await make_session(history, store)
+            session = await make_session(history, store, session_id=session_id)
             before = await session.history()
             result = await session.prune(strategy=f"keep_last_{n}")
             after = await session.history()

@@ -6,12 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from _convo import check_invariants, conversations, make_session
-from hypothesis import given, settings
+from _convo import check_invariants, conversations, example_store, make_session
+from conftest import StoreEnv
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agnt5.errors import TokenBudgetError
-from agnt5.store.sqlite import SqliteStore
 from agnt5.strategies import KeepLast, SlidingWindow, get_strategy
 
 
@@ -85,15 +85,15 @@ def test_registry_builds_keep_last() -> None:
     assert isinstance(get_strategy("sliding_window", window_size=5), SlidingWindow)
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(conversations(), st.integers(1, 20), st.one_of(st.none(), st.integers(10, 300)))
 def test_sliding_window_invariants(
-    history: list[dict[str, Any]], window: int, max_tokens: int | None
+    store_env: StoreEnv, history: list[dict[str, Any]], window: int, max_tokens: int | None
 ) -> None:
     async def run() -> None:
-        store = SqliteStore()
+        store, session_id = example_store(store_env)
         try:
-            session = await make_session(history, store)
+            session = await make_session(history, store, session_id=session_id)
             before = await session.history()
             try:
                 result = await session.prune(

@@ -10,14 +10,22 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from _convo import OPENAI_URL, FakeModel, check_invariants, conversations, make_session, openai_reply
+from _convo import (
+    OPENAI_URL,
+    FakeModel,
+    check_invariants,
+    conversations,
+    example_store,
+    make_session,
+    openai_reply,
+)
 from _mocks import json_response, sleeps  # noqa: F401  (sleeps is a fixture)
-from hypothesis import given, settings
+from conftest import StoreEnv
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agnt5.errors import PruneModelError, StrategyError, TokenBudgetError
 from agnt5.models import LanguageModel
-from agnt5.store.sqlite import SqliteStore
 from agnt5.tokens import count_tokens
 
 
@@ -177,16 +185,16 @@ async def test_token_budget_error_before_any_call() -> None:
     assert model.requests == []
 
 
-@settings(deadline=None, max_examples=40)
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(conversations(), st.integers(1, 12), st.one_of(st.none(), st.integers(150, 800)))
 def test_summarize_old_invariants(
-    history: list[dict[str, Any]], threshold: int, max_tokens: int | None
+    store_env: StoreEnv, history: list[dict[str, Any]], threshold: int, max_tokens: int | None
 ) -> None:
     async def run() -> None:
-        store = SqliteStore()
+        store, session_id = example_store(store_env)
         model = FakeModel(window=2000, output=500)
         try:
-            session = await make_session(history, store)
+            session = await make_session(history, store, session_id=session_id)
             before = await session.history()
             try:
                 result = await session.prune(
