@@ -1,4 +1,7 @@
-"""Long-term memory: Memory over VectorMemoryService (respx-mocked OpenAI embeddings) and keywords."""
+"""Long-term memory: Memory over VectorMemoryService (respx-mocked OpenAI embeddings) and keywords.
+
+The tests that take `store` (or `service`) run on both stores (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import pytest
 import respx
 from _memory_fakes import DIM, EMBEDDINGS_URL, MODEL, FakeEmbeddings, embeddings_body, fake_vector
 from _mocks import fixture_json, sleeps
+from conftest import StoreEnv
 
 import agnt5
 from agnt5 import InMemoryMemoryService, Memory, MemoryResult, VectorMemoryService, memory_tools
@@ -29,6 +33,7 @@ from agnt5.errors import (
     ProviderError,
 )
 from agnt5.memory import MemoryNamespace, MemoryRecord
+from agnt5.store import Store
 from agnt5.store.sqlite import SqliteStore
 
 TESTS = Path(__file__).parent
@@ -45,15 +50,8 @@ def fake() -> Iterator[FakeEmbeddings]:
 
 
 @pytest.fixture
-async def sqlite(db_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(db_path))
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-def service(sqlite: SqliteStore) -> VectorMemoryService:
-    return VectorMemoryService(store=sqlite)
+def service(store: Store) -> VectorMemoryService:
+    return VectorMemoryService(store=store)
 
 
 def memory(service: Any, user_id: str | None = "user-456", app_name: str | None = "clinic") -> Memory:
@@ -233,8 +231,8 @@ async def test_unchanged_content_is_not_embedded_again(
     assert len(fake.calls) == 4  # Porto, search query, k2
 
 
-async def test_store_many_is_batched(fake: FakeEmbeddings, sqlite: SqliteStore) -> None:
-    service = VectorMemoryService(store=sqlite, batch_size=100)
+async def test_store_many_is_batched(fake: FakeEmbeddings, store: Store) -> None:
+    service = VectorMemoryService(store=store, batch_size=100)
     mem = memory(service)
     items = [(f"k{i}", f"fact {i}", {"i": i}) for i in range(250)]
     items.append(("dup", "fact 7", None))  # same content as k7: embedded once
@@ -258,8 +256,8 @@ async def test_store_many_last_value_of_a_key_wins(
     assert fake.inputs == ["second"]
 
 
-async def test_dimensions_are_sent_and_enforced(fake: FakeEmbeddings, sqlite: SqliteStore) -> None:
-    service = VectorMemoryService(store=sqlite, dimensions=64)
+async def test_dimensions_are_sent_and_enforced(fake: FakeEmbeddings, store: Store) -> None:
+    service = VectorMemoryService(store=store, dimensions=64)
     mem = memory(service)
     await mem.store("k", "sixty four dims")
     assert fake.bodies[0]["dimensions"] == 64
@@ -267,22 +265,22 @@ async def test_dimensions_are_sent_and_enforced(fake: FakeEmbeddings, sqlite: Sq
 
 
 async def test_default_model_from_environment(
-    fake: FakeEmbeddings, sqlite: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    fake: FakeEmbeddings, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AGNT5_EMBEDDING_MODEL", "text-embedding-3-large")
     fake.dim = 3072
-    service = VectorMemoryService(store=sqlite)
+    service = VectorMemoryService(store=store)
     assert service.embedding_model == "text-embedding-3-large"
     await memory(service).store("k", "large model")
     assert fake.bodies[0]["model"] == "text-embedding-3-large"
     monkeypatch.delenv("AGNT5_EMBEDDING_MODEL")
-    assert VectorMemoryService(store=sqlite).embedding_model == "text-embedding-3-small"
+    assert VectorMemoryService(store=store).embedding_model == "text-embedding-3-small"
 
 
-async def test_changing_model_reembeds_on_next_search(fake: FakeEmbeddings, sqlite: SqliteStore) -> None:
-    old = memory(VectorMemoryService(store=sqlite, dimensions=32))
+async def test_changing_model_reembeds_on_next_search(fake: FakeEmbeddings, store: Store) -> None:
+    old = memory(VectorMemoryService(store=store, dimensions=32))
     await old.store_many({"a": "apples and pears", "b": "cars and trucks"})
-    new = memory(VectorMemoryService(store=sqlite, dimensions=48))
+    new = memory(VectorMemoryService(store=store, dimensions=48))
     results = await new.search("trucks")
     assert results[0].key == "b"
     assert sorted(fake.calls[-2]) == ["apples and pears", "cars and trucks"]  # re-embedded once
@@ -421,11 +419,11 @@ async def test_wrong_size_within_a_batch(fake: FakeEmbeddings, service: VectorMe
         await memory(service).store_many({"a": "one", "b": "two"})
 
 
-async def test_unknown_model_size_is_learned_then_enforced(fake: FakeEmbeddings, sqlite: SqliteStore) -> None:
+async def test_unknown_model_size_is_learned_then_enforced(fake: FakeEmbeddings, store: Store) -> None:
     fake.dim = 12
     with respx.mock(assert_all_called=False) as router:
         router.post("https://example.test/v1/embeddings").mock(side_effect=fake)
-        service = VectorMemoryService("openai/my-embedder", store=sqlite, api_base="https://example.test/v1")
+        service = VectorMemoryService("openai/my-embedder", store=store, api_base="https://example.test/v1")
         mem = memory(service)
         await mem.store("a", "first")
         fake.dim = 13
@@ -434,9 +432,9 @@ async def test_unknown_model_size_is_learned_then_enforced(fake: FakeEmbeddings,
         assert [r.key for r in await mem.list()] == ["a"]
 
 
-async def test_server_error_is_typed_and_memories_intact(sqlite: SqliteStore, sleeps: list[float]) -> None:
+async def test_server_error_is_typed_and_memories_intact(store: Store, sleeps: list[float]) -> None:
     fake = FakeEmbeddings()
-    mem = memory(VectorMemoryService(store=sqlite))
+    mem = memory(VectorMemoryService(store=store))
     with respx.mock:
         route = respx.post(EMBEDDINGS_URL).mock(side_effect=fake)
         await mem.store("k", "original content")
@@ -451,8 +449,8 @@ async def test_server_error_is_typed_and_memories_intact(sqlite: SqliteStore, sl
     assert [(r.key, r.content) for r in await mem.list()] == [("k", "original content")]
 
 
-async def test_authentication_error_is_not_retried(sqlite: SqliteStore, sleeps: list[float]) -> None:
-    mem = memory(VectorMemoryService(store=sqlite))
+async def test_authentication_error_is_not_retried(store: Store, sleeps: list[float]) -> None:
+    mem = memory(VectorMemoryService(store=store))
     with respx.mock:
         route = respx.post(EMBEDDINGS_URL).mock(
             return_value=httpx.Response(401, json=fixture_json("openai/error_401.json"))
@@ -489,11 +487,11 @@ _CHILD = textwrap.dedent(
     import respx
     from _memory_fakes import EMBEDDINGS_URL, FakeEmbeddings
     from agnt5 import Memory, VectorMemoryService
-    from agnt5.store.sqlite import SqliteStore
+    from agnt5.store.url import open_store
 
     async def main():
         fake = FakeEmbeddings()
-        store = SqliteStore({db!r})
+        store = open_store({db!r})
         mem = Memory(service=VectorMemoryService(store=store), user_id="u1", app_name="app")
         with respx.mock:
             respx.post(EMBEDDINGS_URL).mock(side_effect=fake)
@@ -506,9 +504,9 @@ _CHILD = textwrap.dedent(
 )
 
 
-def run_child(db: Path, *lines: str) -> dict[str, Any]:
-    """Run `lines` (which set `out`) in a fresh interpreter on the database `db`, with mocked embeddings."""
-    code = _CHILD.format(tests=str(TESTS), db=str(db), body="\n        ".join(lines))
+def run_child(db: str, *lines: str) -> dict[str, Any]:
+    """Run `lines` (which set `out`) in a fresh interpreter on the database URL `db`, with mocked embeddings."""
+    code = _CHILD.format(tests=str(TESTS), db=db, body="\n        ".join(lines))
     env = {**os.environ, "AGNT5_DISABLE_NETWORK": "1"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -516,14 +514,14 @@ def run_child(db: Path, *lines: str) -> dict[str, Any]:
     return result
 
 
-async def test_memories_persist_across_processes(fake: FakeEmbeddings, db_path: Path) -> None:
+async def test_memories_persist_across_processes(fake: FakeEmbeddings, store_env: StoreEnv) -> None:
     child = run_child(
-        db_path,
+        store_env.url,
         "await mem.store_many({'city': 'The user lives in Lisbon', 'pet': 'The user has a cat named Miso'})",
         "out = None",
     )
     assert child["calls"] == 1
-    store = SqliteStore(str(db_path))
+    store = store_env.open()
     try:
         mem = Memory(service=VectorMemoryService(store=store), user_id="u1", app_name="app")
         assert [r.key for r in await mem.list()] == ["city", "pet"]
@@ -533,7 +531,7 @@ async def test_memories_persist_across_processes(fake: FakeEmbeddings, db_path: 
 
         # Our index is now cached; another process writes and deletes: the next search sees it.
         child = run_child(
-            db_path,
+            store_env.url,
             "await mem.store('job', 'The user works as a nurse')",
             "await mem.delete('pet')",
             "out = [r.key for r in await mem.search('nurse job')]",

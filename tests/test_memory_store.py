@@ -1,13 +1,16 @@
-"""The store side of long-term memory: schema migration 2 and the memory_* methods of SqliteStore."""
+"""The store side of long-term memory: schema migration 2 (SQLite; PostgreSQL's in
+tests/store/test_postgres.py) and the memory_* methods, on both stores."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+from conftest import StoreEnv
+
 from agnt5.store.base import MemoryWrite, Store
 from agnt5.store.migrations import MIGRATIONS
-from agnt5.store.sqlite import SqliteStore, _migrate, schema_version
+from agnt5.store.sqlite import _migrate, schema_version
 
 NS = '["app","u1"]'
 
@@ -33,7 +36,6 @@ def test_version_1_database_migrates_to_memory_schema(db_path: Path) -> None:
 
 
 async def test_memory_methods_round_trip(store: Store) -> None:
-    assert isinstance(store, SqliteStore)
     assert await store.memory_version(NS) == 0
     result = await store.memory_put(NS, [write("b", "bee", "h-b"), write("a", "ay", "h-a")])
     assert (result.version, result.conflicts) == (1, [])
@@ -76,13 +78,23 @@ async def test_guarded_writes_are_all_or_nothing(store: Store) -> None:
     assert result.conflicts == ["gone"]
 
 
-async def test_memories_survive_reopening(db_path: Path) -> None:
-    first = SqliteStore(str(db_path))
+async def test_memories_survive_reopening(store_env: StoreEnv) -> None:
+    first = store_env.open()
     await first.memory_put(NS, [write("a", "ay", "h-a")])
     await first.close()
-    second = SqliteStore(str(db_path))
+    second = store_env.open()
     try:
         assert [r.key for r in await second.memory_list(NS)] == ["a"]
         assert await second.memory_version(NS) == 1
     finally:
         await second.close()
+
+
+async def test_vectors_round_trip_exactly_as_float32_bytes(store: Store) -> None:
+    import numpy as np
+
+    vector = np.arange(-3, 5, dtype="<f4") / np.float32(7)
+    await store.memory_put(NS, [MemoryWrite("v", "vee", {}, "h-v", "m", vector.tobytes(), len(vector))])
+    snap = await store.memory_vectors(NS)
+    assert snap.dims == [8] and snap.vectors[0] == vector.tobytes()
+    assert np.array_equal(np.frombuffer(snap.vectors[0], dtype="<f4"), vector)
