@@ -14,7 +14,7 @@ import pytest
 from agnt5.errors import CassetteError
 from agnt5.testing.cassette import resolve_upstream
 
-PROVIDER = '''
+PROVIDER = """
 import json
 import httpx
 
@@ -30,7 +30,7 @@ def answer(request: httpx.Request) -> httpx.Response:
                      "message": {"role": "assistant", "content": f"scripted: {asked}"}}],
         "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
     })
-'''
+"""
 
 SCRIPT = """
 import asyncio
