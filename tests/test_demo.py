@@ -1,6 +1,9 @@
 """`agnt5 demo` end to end, offline from the shipped cassette (AGNT5_DISABLE_NETWORK=1 is set by
 conftest): what it prints proves each part happened; a second run on the same database works; the
-shipped cassette is exactly what scripts/author_demo_cassette.py produces from the demo code."""
+shipped cassette is exactly what scripts/author_demo_cassette.py produces from the demo code.
+
+The story checks hold for the authored cassette and for one re-recorded from the real provider
+(`agnt5 demo --live --record`): they check what the agents did, not the model's wording."""
 
 from __future__ import annotations
 
@@ -37,8 +40,8 @@ def _check_story(out: str, err: str) -> None:
     assert "  router -> transfer_to_billing_specialist()" in out
     assert "  >> handoff to billing_specialist" in out
     assert '  billing_specialist -> lookup_charges(month="2025-11")' in out
-    assert '  billing_specialist -> issue_refund(charge_id="ch_1002", reason="duplicate charge")' in out
-    assert "refund re_5001 for $29.00" in out
+    assert '  billing_specialist -> issue_refund(charge_id="ch_1002"' in out
+    assert re.search(r"\n  billing_specialist: .*ch_1002", out)  # its answer names the refunded charge
     assert "answered by billing_specialist" in out
     # state: all four scopes before the run; temp is empty after it; user/app carry to a new session
     before = out.split("state before the run:")[1]
@@ -52,11 +55,12 @@ def _check_story(out: str, err: str) -> None:
     new_session = out.split("state seen from the new session")[1]
     assert "  session  {}" in new_session and '"refunds_issued": 1' in new_session
     # memory: remembered in one session, recalled by the agent in the next, found by search
-    assert '-> remember(key="refund_preference"' in out
-    assert '-> recall(query="refund card preference")' in out
-    assert "billing_specialist: Your refunds go to your Visa card ending in 4242" in out
+    assert "  billing_specialist -> remember(key=" in out
+    follow_up = out.split("== 3.")[1].split("direct search:")[0]
+    assert "  billing_specialist -> recall(query=" in follow_up
+    assert re.search(r"\n  billing_specialist: .*4242", follow_up)  # the answer uses the recalled fact
     hits = out.split("direct search:")[1].splitlines()[1:4]
-    assert "refund_preference:" in hits[0]
+    assert "Visa card ending in 4242" in hits[0]
     scores = [float(line.split()[0]) for line in hits]
     assert scores == sorted(scores, reverse=True)
     # the long session: both prunes remove messages and tokens
@@ -65,7 +69,7 @@ def _check_story(out: str, err: str) -> None:
         removed, before_tokens, after_tokens = _prune_figures(out, strategy)
         assert removed > 0 and before_tokens > after_tokens
     assert _prune_figures(out, "keep_important")[2] == _prune_figures(out, "summarize_old")[1]
-    assert "Summary of the earlier conversation: The customer reported problems with" in out
+    assert "    Summary of the earlier conversation: " in out
     # export: an excerpt of real jsonl lines
     count = int(re.search(r"as jsonl \((\d+) lines", out).group(1))  # type: ignore[union-attr]
     assert count == 12
@@ -75,10 +79,10 @@ def _check_story(out: str, err: str) -> None:
     assert re.search(r"242 lines, 228 of them tombstones", out)
     # audit trail
     audit = out.split("== 6. Audit trail")[1]
-    assert re.search(r"  handoff\s+1\n", audit) and re.search(r"  tool_call\s+4\n", audit)
+    assert re.search(r"  handoff\s+1\n", audit) and re.search(r"  tool_call\s+[4-9]\n", audit)
     assert audit.count(": prune ") == 2
     # replayed, and progress bars on the long steps
-    assert re.search(r"done in [\d.]+s \(12 chat model calls, 16 recorded responses replayed\)", out)
+    assert re.search(r"done in [\d.]+s \(\d+ chat model calls, \d+ recorded responses replayed\)", out)
     for label in ("writing 241 messages", "scoring importance", "summarising"):
         assert f"[####################] 100% {label}" in err
 
@@ -87,7 +91,9 @@ def test_demo_runs_offline_twice_on_one_database(capsys: pytest.CaptureFixture[s
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     code, out, err = _demo(capsys, "--database-url", url)
     assert code == EXIT_OK, err
-    assert "offline:" in out and "Authored by scripts/author_demo_cassette.py" in out
+    assert "offline: gpt-4o-mini and text-embedding-3-small responses are replayed from" in out
+    note = json.loads(SHIPPED_CASSETTE.read_text()).get("note")
+    assert note is None or f"  ({note})" in out  # an authored cassette says so when replayed
     _check_story(out, err)
     first_run = re.search(r"agnt5 demo \(run (\w+)\)", out).group(1)  # type: ignore[union-attr]
 
@@ -141,11 +147,16 @@ def _author_script() -> ModuleType:
 
 def test_shipped_cassette_is_what_the_authoring_script_makes(tmp_path: Path) -> None:
     """Change the demo, re-run scripts/author_demo_cassette.py: this test says when it is due."""
+    shipped = json.loads(SHIPPED_CASSETTE.read_text())
+    if "note" not in shipped:
+        pytest.skip(
+            "the shipped cassette was re-recorded from the real provider (agnt5 demo --live --record)"
+        )
     script = _author_script()
     output = tmp_path / "demo.json"
     asyncio.run(script.author(output))
     script.add_note(output)
-    assert json.loads(output.read_text()) == json.loads(SHIPPED_CASSETTE.read_text())
+    assert json.loads(output.read_text()) == shipped
 
 
 def test_shipped_cassette_is_packaged() -> None:
