@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from agnt5.cli.errors import UsageError
+from agnt5.cli.errors import EPILOG, UsageError
 from agnt5.cli.render import compact, transcript_line
 from agnt5.session import EXPORT_FORMATS, Session, purge_expired
 from agnt5.store.base import SessionHeader, Store
@@ -153,8 +153,9 @@ async def purge(args: argparse.Namespace, store: Store, out: TextIO) -> int:
 
 def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register `sessions` and its subcommands on the top-level subparsers."""
+    documented = {"epilog": EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
     sessions = commands.add_parser(
-        "sessions", help="list, show, export and prune stored sessions", parents=[common]
+        "sessions", help="list, show, export and prune stored sessions", parents=[common], **documented
     )
     sub = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
 
