@@ -83,6 +83,11 @@ def network_disabled() -> bool:
     return os.environ.get(NETWORK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def network_override() -> bool | None:
+    """What `disable_network` last set (None: follow AGNT5_DISABLE_NETWORK), to restore it later."""
+    return _network_override
+
+
 def disable_network(disabled: bool | None = True) -> None:
     """Refuse (True) or allow (False) real HTTP requests; None defers to the environment variable again."""
     global _network_override

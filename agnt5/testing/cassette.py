@@ -208,7 +208,7 @@ class Cassette:
             # Recording sends real requests below httpx's transport, so patch httpx (not httpcore).
             router = respx.mock(assert_all_called=False, using="httpx")
             router.route().mock(side_effect=self._record)
-            self._network_before = _litellm.network_disabled()
+            self._network_before = _litellm.network_override()
             _litellm.disable_network(False)
         router.start()
         self._router = router

@@ -257,3 +257,19 @@ async def test_authoring_a_cassette_from_a_scripted_upstream(tmp_path: Path) -> 
     assert recorded["request"]["url"] == "https://api.openai.com/v1/chat/completions"
     async with cassette(path):
         assert (await Agent("a").run("ping")).output == "scripted: ping"
+
+
+async def test_recording_restores_the_network_switch_to_following_the_environment(
+    fake_openai: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agnt5 import _litellm
+
+    assert _litellm.network_override() is None
+    async with cassette(tmp_path / "r.json", mode="record"):
+        assert _litellm.network_disabled() is False  # recording reaches the provider
+        await local_model(fake_openai).generate([{"role": "user", "content": "x"}])
+    assert _litellm.network_override() is None
+    monkeypatch.setenv("AGNT5_DISABLE_NETWORK", "0")
+    assert _litellm.network_disabled() is False
+    monkeypatch.setenv("AGNT5_DISABLE_NETWORK", "1")
+    assert _litellm.network_disabled() is True
