@@ -54,4 +54,7 @@ def reset() -> None:
     """Forget configured settings and the default store (tests; a new working directory)."""
     global _database_url, _store
     with _lock:
-        _database_url, _store = None, None
+        store, _database_url, _store = _store, None, None
+    close_sync = getattr(store, "close_sync", None)
+    if callable(close_sync):
+        close_sync()

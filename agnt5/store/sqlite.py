@@ -84,9 +84,19 @@ class _Connection(aiosqlite.Connection):
         return done.result()
 
     def stop_and_join(self) -> None:
-        """Stop the worker thread and wait until it has ended (after a failed open)."""
-        self.stop()
-        self._thread.join()
+        """Close the connection after the queued work, stop the thread and wait for it; needs no
+        event loop (aiosqlite's own `stop` reports to one, which may be closed by then)."""
+        self._running = False
+
+        def close_and_stop() -> object:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+            return aiosqlite.core._STOP_RUNNING_SENTINEL
+
+        self._tx.put_nowait((None, close_and_stop))
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join()
 
     def enqueue(self, fn: Callable[[sqlite3.Connection], None]) -> None:
         """Queue `fn` on the connection thread without waiting (it reports its own results)."""
@@ -199,6 +209,13 @@ class SqliteStore:
             return self._database().call_sync(fn)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite error on {self.path!r}: {exc}") from exc
+
+    def close_sync(self) -> None:
+        """`close` for code without an event loop (configuration resets, interpreter exit)."""
+        self._closed = True
+        db, self._db = self._db, None
+        if db is not None:
+            db.stop_and_join()
 
     async def close(self) -> None:
         """Finish queued work and close the database. The store cannot be used afterwards."""
