@@ -194,21 +194,28 @@ class PostgresStore:
                 f"{where} refused the credentials while {doing}: {exc}", url=self._masked
             )
         lost = (
-            asyncpg.ConnectionDoesNotExistError,
-            asyncpg.PostgresConnectionError,
-            asyncpg.exceptions.OperatorInterventionError,  # pg_terminate_backend, server shutdown
-            asyncpg.InterfaceError,
+            asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError: closed mid-operation
+            asyncpg.AdminShutdownError,  # pg_terminate_backend, server shut down
+            asyncpg.CrashShutdownError,
+            asyncpg.CannotConnectNowError,
             ConnectionError,
+            TimeoutError,
         )
-        if doing != "connecting" and isinstance(exc, lost):
+        if doing != "connecting" and (isinstance(exc, lost) or _closed_connection(exc, lost)):
             return StoreConnectionLostError(
                 f"the connection to {where} was lost while {doing} (nothing was half written; "
                 f"the operation applied whole or not at all): {exc}",
                 url=self._masked,
             )
-        if isinstance(exc, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
-            return StoreConnectionError(f"cannot connect to {where}: {exc}", url=self._masked)
-        if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        cannot_connect = (
+            OSError,  # refused, unreachable, unknown host
+            TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError,  # the server is starting or shutting down
+            asyncpg.InvalidCatalogNameError,  # no such database
+            asyncpg.TooManyConnectionsError,
+        )
+        if doing == "connecting" and isinstance(exc, cannot_connect):
             return StoreConnectionError(f"cannot connect to {where}: {exc}", url=self._masked)
         return StoreError(f"PostgreSQL error on {self._masked} while {doing}: {exc}")
 
@@ -820,6 +827,20 @@ def _message(entry_text: str, seq: int, tokens: int, pruned_by: str | None) -> M
         return Message(entry, seq=int(seq), tokens=int(tokens))
     entry["metadata"] = {**entry.get("metadata", {}), "pruned_by": pruned_by}
     return Message(entry, seq=int(seq), tokens=int(tokens), pruned=True)
+
+
+def _closed_connection(exc: BaseException, lost: tuple[type[BaseException], ...]) -> bool:
+    """Whether `exc` reports a connection that closed under it: asyncpg raises InterfaceError
+    ("the underlying connection is closed") when a transaction block ends on a dropped
+    connection, with the original error as its context."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, lost) or "connection is closed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _abandon(pool: asyncpg.Pool) -> None:
