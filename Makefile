@@ -1,5 +1,6 @@
 # Two entry points on a fresh machine: `make demo` (the main job) and `make test` (the suite).
 # Both create .venv and install agnt5 with its dev extra first (once; re-run when pyproject changes).
+# `make test` also starts a throw-away PostgreSQL server for the PostgreSQL half of the suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,8 +16,10 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(BIN)/agnt5 demo
 
+# The suite runs on both stores: scripts/with_postgres.sh starts a throw-away PostgreSQL server
+# (installing it from the system packages if missing) and fails if it cannot.
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	scripts/with_postgres.sh $(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/session_store.py

@@ -7,9 +7,18 @@
 # exports AGNT5_TEST_POSTGRES_URL (and AGNT5_REQUIRE_POSTGRES=1, so the suite fails rather than
 # skips when the server is unusable), runs the command, then stops the server and deletes the
 # directory. Exits with the command's status, or non-zero when the server cannot be started.
+#
+# With AGNT5_TEST_POSTGRES_URL already set (a server of your own), no server is started: the
+# command runs against that one (each test uses a schema of its own and drops it).
 set -euo pipefail
 
 log() { echo "with_postgres: $*" >&2; }
+
+if [[ -n "${AGNT5_TEST_POSTGRES_URL:-}" ]]; then
+    log "using the server of AGNT5_TEST_POSTGRES_URL"
+    export AGNT5_REQUIRE_POSTGRES=1
+    exec "$@"
+fi
 
 find_bindir() {
     local dir

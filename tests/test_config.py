@@ -106,7 +106,7 @@ async def test_explicit_store_argument_wins(tmp_path: Path, store: SqliteStore, 
 @pytest.mark.parametrize(
     "url",
     [
-        "postgresql://user:secret@localhost/db",
+        "mysql://user:secret@localhost/db",  # postgresql:// is supported: tests/store/test_postgres.py
         "mysql://localhost/db",
         "not a url",
         "",
@@ -136,7 +136,7 @@ async def test_a_rejected_configure_keeps_the_previous_setting(tmp_path: Path) -
 
 
 async def test_invalid_env_var_fails_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGNT5_DATABASE_URL", "postgres://u:hunter2@db/x")
+    monkeypatch.setenv("AGNT5_DATABASE_URL", "mysql://u:hunter2@db/x")
     s = Session("bad-env")  # constructing does not touch the store
     with pytest.raises(ConfigurationError) as info:
         await s.send_message({"role": "user", "content": "x"})
