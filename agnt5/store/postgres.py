@@ -251,6 +251,7 @@ class PostgresStore:
                 max_size=self._max_size,
                 timeout=self._connect_timeout,
                 server_settings=settings,
+                reset=_keep_session,
             )
         except Exception as exc:
             raise self._error(exc, "connecting") from exc
@@ -841,6 +842,13 @@ def _closed_connection(exc: BaseException, lost: tuple[type[BaseException], ...]
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset between uses: nothing beyond asyncpg's own (which ends any open
+    transaction). agnt5 keeps no session state (no SET, LISTEN, cursors or session-level advisory
+    locks; search_path is a startup setting), so the default `RESET ALL; ...` round trip on every
+    release would only add latency to each call."""
 
 
 def _abandon(pool: asyncpg.Pool) -> None:
