@@ -179,6 +179,11 @@ class PostgresStore:
         self._opening: asyncio.Task[asyncpg.Pool] | None = None
         self._writes: set[asyncio.Task[Any]] = set()
         self._closed = False
+        # One connection kept out of the pool between calls: a call that finds it free uses it
+        # without the pool's acquire/release (each a few event-loop trips); concurrent calls
+        # take pooled connections as usual.
+        self._hot: asyncpg.Connection | None = None
+        self._hot_busy = False
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._masked!r})"
@@ -198,6 +203,11 @@ class PostgresStore:
             asyncpg.AdminShutdownError,  # pg_terminate_backend, server shut down
             asyncpg.CrashShutdownError,
             asyncpg.CannotConnectNowError,
+            # agnt5 runs one operation at a time per connection, so the client-side state errors
+            # ("another operation is in progress", "the underlying connection is closed") mean
+            # the server closed the connection under it.
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,  # "cannot switch to state": closed while idle
             ConnectionError,
             TimeoutError,
         )
@@ -228,7 +238,7 @@ class PostgresStore:
         if self._opening is None or self._opening.get_loop() is not loop:
             if self._pool is not None:  # opened in an event loop that is gone or another one
                 _abandon(self._pool)
-                self._pool = None
+                self._pool, self._hot, self._hot_busy = None, None, False
             self._opening = loop.create_task(self._open())
         opening = self._opening
         try:
@@ -266,18 +276,65 @@ class PostgresStore:
         self._pool, self._pool_loop = pool, asyncio.get_running_loop()
         return pool
 
-    async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], doing: str) -> T:
-        pool = await self._get_pool()
+    async def _on_connection(self, pool: asyncpg.Pool, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run `fn` on the kept connection when it is free, else on one from the pool."""
+        hot = self._hot
+        if hot is not None and not self._hot_busy and _usable(hot):
+            self._hot_busy = True
+            try:
+                result = await fn(hot)
+            except BaseException:
+                # Possibly broken or mid-cancel: the pool resets it, or closes and replaces it.
+                if self._hot is hot:
+                    self._hot, self._hot_busy = None, False
+                await pool.release(hot)
+                raise
+            if self._hot is hot:
+                self._hot_busy = False
+            else:  # dropped meanwhile (close, or a new event loop)
+                await pool.release(hot)
+            return result
+        if hot is not None and not self._hot_busy:  # closed under us
+            self._hot = None
+            await pool.release(hot)
+        conn = await pool.acquire()
         try:
-            async with pool.acquire() as conn:
-                return await fn(conn)
-        except (StoreError, ImmutableSessionError, PruneConflictError):
+            result = await fn(conn)
+        except BaseException:
+            await pool.release(conn)
             raise
-        except Exception as exc:
-            raise self._error(exc, doing) from exc
+        # Kept only with room for others: a pool of one must give its connection back each time.
+        if self._hot is None and self._max_size > 1 and pool is self._pool and _usable(conn):
+            self._hot = conn
+        else:
+            await pool.release(conn)
+        return result
 
-    async def _write(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], doing: str) -> T:
-        """Run a write in its own task (a cancelled caller does not stop it), retrying deadlocks."""
+    async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], doing: str) -> T:
+        """Run a read; one whose connection turns out dead (e.g. the server closed it while it was
+        idle) is run once more on another (reads change nothing, so repeating one is safe)."""
+        pool = await self._get_pool()
+        for attempt in range(2):
+            try:
+                return await self._on_connection(pool, fn)
+            except (StoreError, ImmutableSessionError, PruneConflictError):
+                raise
+            except Exception as exc:
+                error = self._error(exc, doing)
+                if attempt == 0 and isinstance(error, StoreConnectionLostError):
+                    continue
+                raise error from exc
+        raise AssertionError("unreachable")
+
+    async def _write(
+        self, fn: Callable[[asyncpg.Connection], Awaitable[T]], doing: str, *, shield: bool = True
+    ) -> T:
+        """Run a write in its own task (a cancelled caller does not stop it), retrying deadlocks.
+
+        `shield=False` for callers that already run it in a task of their own (Session.flush):
+        a cancelled write is then still whole or nothing (one statement, one transaction)."""
+        if not shield:
+            return await self._run_write(fn, doing)
         task = asyncio.ensure_future(self._run_write(fn, doing))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
@@ -288,8 +345,7 @@ class PostgresStore:
         pool = await self._get_pool()
         for attempt in range(_RETRIES):
             try:
-                async with pool.acquire() as conn:
-                    return await fn(conn)
+                return await self._on_connection(pool, fn)
             except asyncpg.TransactionRollbackError as exc:  # deadlock or serialization failure
                 if attempt == _RETRIES - 1:
                     raise self._error(exc, doing) from exc
@@ -306,6 +362,7 @@ class PostgresStore:
         if self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
         pool, self._pool = self._pool, None
+        hot, self._hot, self._hot_busy = self._hot, None, False
         opening, self._opening = self._opening, None
         if pool is None and opening is not None and opening.done() and not opening.cancelled():
             if opening.exception() is None:
@@ -317,6 +374,8 @@ class PostgresStore:
         except RuntimeError:
             same_loop = False
         if same_loop:
+            if hot is not None:
+                await pool.release(hot)
             try:
                 await asyncio.wait_for(pool.close(), 10)
             except (TimeoutError, Exception):
@@ -578,7 +637,8 @@ class PostgresStore:
                     await _touch_session(conn, header, now)
                     await conn.fetchrow(_WRITE_STATE, *args)
 
-        await self._write(run, "writing state")
+        # Session.flush already runs this in a task that its caller's cancellation cannot stop.
+        await self._write(run, "writing state", shield=False)
 
     # events -----------------------------------------------------------------------------------
 
@@ -849,6 +909,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     transaction). agnt5 keeps no session state (no SET, LISTEN, cursors or session-level advisory
     locks; search_path is a startup setting), so the default `RESET ALL; ...` round trip on every
     release would only add latency to each call."""
+
+
+def _usable(conn: asyncpg.Connection) -> bool:
+    """Open, idle (no transaction) and still ours: asyncpg hands a connection that the server
+    closed back to the pool by itself, after which its proxy refuses every call."""
+    try:
+        return not conn.is_closed() and not conn.is_in_transaction()
+    except Exception:  # InterfaceError: released back to the pool
+        return False
 
 
 def _abandon(pool: asyncpg.Pool) -> None:

@@ -454,3 +454,13 @@ def test_one_store_works_across_event_loops(pg_env: StoreEnv) -> None:
 
     assert [asyncio.run(write(i)) for i in range(3)] == [1, 2, 3]
     asyncio.run(store.close())
+
+
+async def test_a_pool_of_one_connection_serves_concurrent_calls(pg_env: StoreEnv) -> None:
+    store = PostgresStore(pg_env.url, max_size=1)
+    try:
+        entity = Entity("one", store=store)
+        await asyncio.gather(*(entity.update("n", lambda v: (v or 0) + 1) for _ in range(30)))
+        assert await entity.get("n") == 30
+    finally:
+        await store.close()
