@@ -12,7 +12,8 @@ errors); only the storage differs. What is specific to a network store:
   caching and writing on the next awaited call (`await session.flush()`), and a fresh Session
   object reads stored state after `await session.load()`.
 - **A connection pool** (asyncpg), opened on first use in the running event loop (a store used
-  from a new loop, e.g. a second `asyncio.run`, opens a new pool). The schema is created and
+  from a new loop, e.g. a second `asyncio.run`, opens a new pool). One connection is kept out of
+  the pool between calls: a call that finds it free skips the pool's acquire/release trips. The schema is created and
   migrated then, with the same version numbers as SQLite (agnt5/store/migrations_postgres.py).
 - **Durability:** every awaited write is committed when it returns; writes run in their own task,
   so a cancelled caller still gets its write committed whole (as on SQLite).
