@@ -8,6 +8,9 @@ writes one session row and one message row.
 
 A database records its version in `agnt5_meta`; opening it applies every later step in one
 transaction. Steps are only ever appended, so a database written by this version opens in the next.
+
+Every step here has its PostgreSQL translation, with the same version number, in
+agnt5/store/migrations_postgres.py (tests/store/test_postgres.py checks the two lists match).
 """
 
 from __future__ import annotations
