@@ -464,10 +464,10 @@ class SqliteStore:
 
     async def append_events(self, header: SessionHeader, events: Sequence[NewEvent]) -> None:
         def run(conn: sqlite3.Connection) -> None:
+            now = _now()
             with _transaction(conn):
-                now = _now()
-                _touch_session(conn, header, now)
-                _insert_events(conn, header.id, events, now)
+                _, first_event = _reserve(conn, header, now, 0, len(events))
+                _insert_numbered_events(conn, header.id, first_event, events, now)
 
         await self._call(run)
 
@@ -799,17 +799,23 @@ def _append(conn: sqlite3.Connection, job: _AppendJob) -> list[AppendedMessage]:
 
 
 def _insert_events(conn: sqlite3.Connection, session_id: str, events: Sequence[NewEvent], now: float) -> None:
+    """Number `events` after the session's last event and insert them (no-op without the session)."""
     if not events:
         return
     row = conn.execute(
         "UPDATE sessions SET next_event = next_event + ? WHERE id = ? RETURNING next_event - ?",
         (len(events), session_id, len(events)),
     ).fetchone()
-    if row is None:
-        return
+    if row is not None:
+        _insert_numbered_events(conn, session_id, row[0], events, now)
+
+
+def _insert_numbered_events(
+    conn: sqlite3.Connection, session_id: str, first_id: int, events: Sequence[NewEvent], now: float
+) -> None:
     conn.executemany(
         "INSERT INTO events (session_id, id, created_at, type, data) VALUES (?, ?, ?, ?, ?)",
-        [(session_id, row[0] + i, now, e.type, dumps(e.data)) for i, e in enumerate(events)],
+        [(session_id, first_id + i, now, e.type, dumps(e.data)) for i, e in enumerate(events)],
     )
 
 
@@ -840,7 +846,7 @@ def _write_state(
 ) -> None:
     now = _now()
     with _transaction(conn):
-        _reserve(conn, header, now, 0, 0)
+        _, first_event = _reserve(conn, header, now, 0, len(events))
         for scope, owner, key, value in writes:
             if value is None:
                 conn.execute(
@@ -853,7 +859,7 @@ def _write_state(
                     "updated_at = excluded.updated_at",
                     (scope, owner, key, value, now),
                 )
-        _insert_events(conn, header.id, events, now)
+        _insert_numbered_events(conn, header.id, first_event, events, now)
 
 
 def _encode_cursor(updated_at: float, session_id: str) -> str:
