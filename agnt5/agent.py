@@ -320,8 +320,9 @@ class Agent:
         response_format = self.output_type if native_output else None
         corrected = False
         meta = {"agent": self.name}
+        budget = self._budget(schemas)
         for _ in range(self.max_turns):
-            prompt, history = await self._prompt(run, history, schemas)
+            prompt, history = await self._prompt(run, history, budget)
             response: ModelResponse | None = None
             if stream:
                 async for delta in self.model.stream(
@@ -420,24 +421,29 @@ class Agent:
             partial=partial,
         )
 
-    async def _prompt(
-        self, run: _Run, history: list[dict[str, Any]], schemas: Sequence[Mapping[str, Any]]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Instructions + history fitted to the context window; returns (prompt, history).
+    def _budget(self, schemas: Sequence[Mapping[str, Any]]) -> int:
+        """Prompt tokens available to the messages: the context window less the output reserve
+        (`max_tokens` if set, else a quarter of the window up to the model's output limit), the
+        tools' schemas and the reply primer."""
+        lm = self.model
+        counter = counter_for(lm.model)
+        window = lm.context_window
+        reserve = lm.params.get("max_tokens") or min(lm.max_output_tokens, window // 4)
+        tools_tokens = sum(counter.text(json.dumps(schema, separators=(",", ":"))) for schema in schemas)
+        return window - int(reserve) - tools_tokens - REPLY_PRIMER_TOKENS
 
-        The budget is the model's context window less the output reserve (`max_tokens` if set,
-        else a quarter of the window up to the model's output limit), the tools' schemas and the
-        reply primer. Over budget, a session whose retention names a `prune_strategy` is pruned
+    async def _prompt(
+        self, run: _Run, history: list[dict[str, Any]], budget: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Instructions + history fitted to `budget` tokens; returns (prompt, history).
+
+        Over budget, a session whose retention names a `prune_strategy` is pruned
         with it (`agnt5.pruning.prune_to_fit`); otherwise — and if that is still not enough —
         system messages stay and the newest whole blocks that fit are sent, starting at a user
         message, without deleting anything (`agnt5.blocks.fit_to_budget`).
         """
         lm = self.model
         counter = counter_for(lm.model)
-        window = lm.context_window
-        reserve = lm.params.get("max_tokens") or min(lm.max_output_tokens, window // 4)
-        tools_tokens = sum(counter.text(json.dumps(schema, separators=(",", ":"))) for schema in schemas)
-        budget = window - int(reserve) - tools_tokens - REPLY_PRIMER_TOKENS
         instructions = [{"role": "system", "content": self.instructions}] if self.instructions else []
 
         def count(message: Mapping[str, Any]) -> int:
