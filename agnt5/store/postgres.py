@@ -71,6 +71,16 @@ from agnt5.errors import (
     StoreError,
 )
 from agnt5.messages import Message, iso
+from agnt5.store._rows import (
+    SESSION_COLUMNS,
+    decode_cursor,
+    dumps,
+    encode_cursor,
+    header_from_row,
+)
+from agnt5.store._rows import (
+    now as _now,
+)
 from agnt5.store.base import (
     AppendedMessage,
     AppliedPrune,
@@ -104,14 +114,6 @@ _RETRIES = 20  # deadlock / serialization failures: the aborted transaction is s
 _TOUCH_INTERVAL = 1.0  # as SqliteStore: updated_at/expires_at (indexed) move at most once a second
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _SYSTEM = "('system', 'developer')"
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _now() -> float:
-    return time.time()
 
 
 def _import_asyncpg() -> Any:
@@ -473,7 +475,6 @@ class PostgresStore:
     async def list_sessions(
         self, app_name: str | None, user_id: str | None, limit: int, cursor: str | None
     ) -> SessionPage:
-        from agnt5.store.sqlite import _decode_cursor, _encode_cursor
 
         where: list[str] = []
         params: list[Any] = []
@@ -484,21 +485,21 @@ class PostgresStore:
             params.append(user_id)
             where.append(f"user_id = ${len(params)}")
         if cursor is not None:
-            updated_at, last_id = _decode_cursor(cursor)
+            updated_at, last_id = decode_cursor(cursor)
             params += [updated_at, last_id]
             u, i = len(params) - 1, len(params)
             where.append(f"(updated_at < ${u} OR (updated_at = ${u} AND id < ${i}))")
-        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions"
+        sql = f"SELECT {SESSION_COLUMNS} FROM sessions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         params.append(limit + 1)
         sql += f" ORDER BY updated_at DESC, id DESC LIMIT ${len(params)}"
 
         async def run(conn: asyncpg.Connection) -> SessionPage:
-            headers = [_header_from_row(r) for r in await conn.fetch(sql, *params)]
+            headers = [header_from_row(r) for r in await conn.fetch(sql, *params)]
             more = len(headers) > limit
             headers = headers[:limit]
-            next_cursor = _encode_cursor(headers[-1].updated_at, headers[-1].id) if more else None
+            next_cursor = encode_cursor(headers[-1].updated_at, headers[-1].id) if more else None
             return SessionPage(headers, next_cursor)
 
         return await self._read(run, "listing sessions")
@@ -977,28 +978,9 @@ async def schema_version(conn: asyncpg.Connection) -> int:
     return 0 if value is None else int(value)
 
 
-_SESSION_COLUMNS = (
-    "id, app_name, user_id, metadata, retention, created_at, updated_at, expires_at, active_count"
-)
-
-
-def _header_from_row(r: Sequence[Any]) -> SessionHeader:
-    return SessionHeader(
-        id=r[0],
-        app_name=r[1],
-        user_id=r[2],
-        metadata=json.loads(r[3]),
-        retention=json.loads(r[4]),
-        created_at=r[5],
-        updated_at=r[6],
-        expires_at=r[7],
-        message_count=int(r[8]),
-    )
-
-
 async def _get_session(conn: asyncpg.Connection, session_id: str) -> SessionHeader | None:
-    row = await conn.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1", session_id)
-    return None if row is None else _header_from_row(row)
+    row = await conn.fetchrow(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1", session_id)
+    return None if row is None else header_from_row(row)
 
 
 async def _lock_session(conn: asyncpg.Connection, session_id: str) -> bool:

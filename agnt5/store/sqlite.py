@@ -10,13 +10,11 @@ State calls also have a synchronous form, which runs on the same thread and wait
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import concurrent.futures
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +26,17 @@ import aiosqlite
 from agnt5.errors import SchemaVersionError, StoreError
 from agnt5.messages import Message, iso
 from agnt5.store import _prune_sql
+from agnt5.store._rows import (
+    SESSION_COLUMNS,
+    decode_cursor,
+    dumps,
+    encode_cursor,
+    header_from_row,
+    tombstone,
+)
+from agnt5.store._rows import (
+    now as _now,
+)
 from agnt5.store.base import (
     AppendedMessage,
     AppliedPrune,
@@ -50,10 +59,6 @@ from agnt5.store.migrations import LATEST_VERSION, MIGRATIONS
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class _Connection(aiosqlite.Connection):
@@ -319,20 +324,20 @@ class SqliteStore:
             where.append("user_id = ?")
             params.append(user_id)
         if cursor is not None:
-            updated_at, last_id = _decode_cursor(cursor)
+            updated_at, last_id = decode_cursor(cursor)
             where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
             params += [updated_at, updated_at, last_id]
-        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions"
+        sql = f"SELECT {SESSION_COLUMNS} FROM sessions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
 
         def run(conn: sqlite3.Connection) -> SessionPage:
-            headers = [_header_from_row(r) for r in conn.execute(sql, params)]
+            headers = [header_from_row(r) for r in conn.execute(sql, params)]
             more = len(headers) > limit
             headers = headers[:limit]
-            next_cursor = _encode_cursor(headers[-1].updated_at, headers[-1].id) if more else None
+            next_cursor = encode_cursor(headers[-1].updated_at, headers[-1].id) if more else None
             return SessionPage(headers, next_cursor)
 
         return await self._call(run)
@@ -627,10 +632,6 @@ class _transaction:
             self.conn.execute("ROLLBACK")
 
 
-def _now() -> float:
-    return time.time()
-
-
 def _migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]] | None = None) -> None:
     steps = MIGRATIONS if migrations is None else migrations
     latest = steps[-1][0] if steps else LATEST_VERSION
@@ -664,28 +665,9 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-_SESSION_COLUMNS = (
-    "id, app_name, user_id, metadata, retention, created_at, updated_at, expires_at, active_count"
-)
-
-
-def _header_from_row(r: Sequence[Any]) -> SessionHeader:
-    return SessionHeader(
-        id=r[0],
-        app_name=r[1],
-        user_id=r[2],
-        metadata=json.loads(r[3]),
-        retention=json.loads(r[4]),
-        created_at=r[5],
-        updated_at=r[6],
-        expires_at=r[7],
-        message_count=r[8],
-    )
-
-
 def _get_session(conn: sqlite3.Connection, session_id: str) -> SessionHeader | None:
-    row = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
-    return None if row is None else _header_from_row(row)
+    row = conn.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return None if row is None else header_from_row(row)
 
 
 def _read_messages(
@@ -709,15 +691,9 @@ def _read_messages(
     if not include_pruned:
         return [Message(loads(r[3]), seq=r[1], tokens=r[2]) for r in rows]
     return [
-        _tombstone(loads(r[3]), r[1], r[2], r[4]) if r[4] else Message(loads(r[3]), seq=r[1], tokens=r[2])
+        tombstone(loads(r[3]), r[1], r[2], r[4]) if r[4] else Message(loads(r[3]), seq=r[1], tokens=r[2])
         for r in rows
     ]
-
-
-def _tombstone(entry: dict[str, Any], seq: int, tokens: int, pruned_by: str) -> Message:
-    """A pruned message as history shows it: no content, and the prune that removed it in metadata."""
-    entry["metadata"] = {**entry.get("metadata", {}), "pruned_by": pruned_by}
-    return Message(entry, seq=seq, tokens=tokens, pruned=True)
 
 
 # Creates the session row on first use. The hot path (_reserve) touches only columns that are in
@@ -860,20 +836,6 @@ def _write_state(
                     (scope, owner, key, value, now),
                 )
         _insert_numbered_events(conn, header.id, first_event, events, now)
-
-
-def _encode_cursor(updated_at: float, session_id: str) -> str:
-    raw = dumps([updated_at, session_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        updated_at, session_id = json.loads(base64.urlsafe_b64decode(padded))
-        return float(updated_at), str(session_id)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"invalid cursor {cursor!r}: pass back the next_cursor of a previous page") from exc
 
 
 # --- long-term memory helpers (agnt5.memory), run on the connection thread ------------------------

@@ -1,0 +1,61 @@
+"""Row encoding shared by the SQL stores: JSON text, session headers, tombstones, page cursors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from agnt5.messages import Message
+from agnt5.store.base import SessionHeader
+
+SESSION_COLUMNS = (
+    "id, app_name, user_id, metadata, retention, created_at, updated_at, expires_at, active_count"
+)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text; NaN and infinity are refused (they are not JSON)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def now() -> float:
+    return time.time()
+
+
+def header_from_row(r: Sequence[Any]) -> SessionHeader:
+    """A SessionHeader from a row of SESSION_COLUMNS."""
+    return SessionHeader(
+        id=r[0],
+        app_name=r[1],
+        user_id=r[2],
+        metadata=json.loads(r[3]),
+        retention=json.loads(r[4]),
+        created_at=r[5],
+        updated_at=r[6],
+        expires_at=r[7],
+        message_count=int(r[8]),
+    )
+
+
+def tombstone(entry: dict[str, Any], seq: int, tokens: int, pruned_by: str) -> Message:
+    """A pruned message as history shows it: no content, and the prune that removed it in metadata."""
+    entry["metadata"] = {**entry.get("metadata", {}), "pruned_by": pruned_by}
+    return Message(entry, seq=seq, tokens=tokens, pruned=True)
+
+
+def encode_cursor(updated_at: float, session_id: str) -> str:
+    """The opaque `Session.list` cursor after a session (ordered by update time, then id)."""
+    raw = dumps([updated_at, session_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        updated_at, session_id = json.loads(base64.urlsafe_b64decode(padded))
+        return float(updated_at), str(session_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}: pass back the next_cursor of a previous page") from exc
