@@ -35,6 +35,19 @@ from agnt5.store.sqlite import SqliteStore
 READ_REPEATS = 300
 
 
+def throughput_row(
+    label: str, operations: int, base_s: float, agnt5_s: float, target: str
+) -> tuple[str, str, str, str, str]:
+    """A table row: operations per second of the baseline and of agnt5, and their ratio."""
+    return (
+        label,
+        f"{operations / base_s:,.0f}/s",
+        f"{operations / agnt5_s:,.0f}/s",
+        f"{base_s / agnt5_s:.2f}x",
+        target,
+    )
+
+
 async def best_of(rounds: int, fn: Callable[[], Awaitable[float]]) -> float:
     """Median of several rounds of a timed function (each returns seconds)."""
     return statistics.median([await fn() for _ in range(rounds)])
@@ -208,13 +221,7 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
             a_times.append(await agnt5_append(store, appends))
         b, a = statistics.median(b_times), statistics.median(a_times)
         rows.append(
-            (
-                f"append {appends:,} messages (1 awaited call each)",
-                f"{appends / b:,.0f}/s",
-                f"{appends / a:,.0f}/s",
-                f"{b / a:.2f}x",
-                ">= 1.0x",
-            )
+            throughput_row(f"append {appends:,} messages (1 awaited call each)", appends, b, a, ">= 1.0x")
         )
 
         # read last 50
@@ -226,15 +233,7 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
             b = await best_of(rounds, lambda n=n: baseline_read_last(base, f"read-{n}", READ_REPEATS))
             a = await best_of(rounds, lambda session=session: agnt5_read_last(session, READ_REPEATS))
             read[n] = a
-            rows.append(
-                (
-                    f"read last 50 of {n:,}",
-                    f"{READ_REPEATS / b:,.0f}/s",
-                    f"{READ_REPEATS / a:,.0f}/s",
-                    f"{b / a:.2f}x",
-                    ">= 1.0x",
-                )
-            )
+            rows.append(throughput_row(f"read last 50 of {n:,}", READ_REPEATS, b, a, ">= 1.0x"))
         rows.append(
             (f"read-last-50 cost, {big:,} vs 10,000", "", f"{read[big] / read[10_000]:.2f}x", "", "<= 1.5x")
         )
@@ -246,26 +245,14 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
             a_times.append(await agnt5_state(store, appends))
         b, a = statistics.median(b_times), statistics.median(a_times)
         rows.append(
-            (
-                f"{appends:,} state updates (set_state, durable)",
-                f"{appends / b:,.0f}/s",
-                f"{appends / a:,.0f}/s",
-                f"{b / a:.2f}x",
-                ">= 0.8x",
-            )
+            throughput_row(f"{appends:,} state updates (set_state, durable)", appends, b, a, ">= 0.8x")
         )
 
         # concurrent appends through separate Session objects
         b = await baseline_concurrent(base, 20, 100)
         a, lost, errors, gap_free = await agnt5_concurrent(store, 20, 100)
         rows.append(
-            (
-                "20 tasks x 100 appends, 20 Session objects",
-                f"{2000 / b:,.0f}/s",
-                f"{2000 / a:,.0f}/s",
-                f"{b / a:.2f}x",
-                "0 lost, 0 errors",
-            )
+            throughput_row("20 tasks x 100 appends, 20 Session objects", 2000, b, a, "0 lost, 0 errors")
         )
         rows.append(("  lost / errors / seq gap-free", "", f"{lost} / {errors} / {gap_free}", "", ""))
 
@@ -443,13 +430,7 @@ async def run_postgres(url: str, quick: bool) -> list[tuple[str, str, str, str, 
             a_times.append(await agnt5_append(store, appends))
         b, a = statistics.median(b_times), statistics.median(a_times)
         rows.append(
-            (
-                f"append {appends:,} messages (1 awaited call each)",
-                f"{appends / b:,.0f}/s",
-                f"{appends / a:,.0f}/s",
-                f"{b / a:.2f}x",
-                ">= 0.5x",
-            )
+            throughput_row(f"append {appends:,} messages (1 awaited call each)", appends, b, a, ">= 0.5x")
         )
 
         read = {}
@@ -461,15 +442,7 @@ async def run_postgres(url: str, quick: bool) -> list[tuple[str, str, str, str, 
             b = await best_of(rounds, lambda n=n: pg_raw_read_last(raw, f"read-{n}", READ_REPEATS))
             a = await best_of(rounds, lambda session=session: agnt5_read_last(session, READ_REPEATS))
             read[n] = a
-            rows.append(
-                (
-                    f"read last 50 of {n:,}",
-                    f"{READ_REPEATS / b:,.0f}/s",
-                    f"{READ_REPEATS / a:,.0f}/s",
-                    f"{b / a:.2f}x",
-                    ">= 0.5x",
-                )
-            )
+            rows.append(throughput_row(f"read last 50 of {n:,}", READ_REPEATS, b, a, ">= 0.5x"))
         rows.append(
             (f"read-last-50 cost, {big:,} vs 10,000", "", f"{read[big] / read[10_000]:.2f}x", "", "<= 1.5x")
         )
@@ -479,15 +452,7 @@ async def run_postgres(url: str, quick: bool) -> list[tuple[str, str, str, str, 
             b_times.append(await pg_raw_state(raw, appends))
             a_times.append(await pg_agnt5_state(store, appends))
         b, a = statistics.median(b_times), statistics.median(a_times)
-        rows.append(
-            (
-                f"{appends:,} state updates (each durable)",
-                f"{appends / b:,.0f}/s",
-                f"{appends / a:,.0f}/s",
-                f"{b / a:.2f}x",
-                ">= 0.5x",
-            )
-        )
+        rows.append(throughput_row(f"{appends:,} state updates (each durable)", appends, b, a, ">= 0.5x"))
 
         total = processes * per
         await raw.execute("INSERT INTO counters VALUES ('conc', 0)")
@@ -497,12 +462,8 @@ async def run_postgres(url: str, quick: bool) -> list[tuple[str, str, str, str, 
         stored = await Session(session_id, store=store).history()
         seqs = [m.seq for m in stored]
         rows.append(
-            (
-                f"{processes} processes x {per} appends, one session",
-                f"{total / b:,.0f}/s",
-                f"{total / a:,.0f}/s",
-                f"{b / a:.2f}x",
-                ">= 0.5x, 0 lost",
+            throughput_row(
+                f"{processes} processes x {per} appends, one session", total, b, a, ">= 0.5x, 0 lost"
             )
         )
         rows.append(
