@@ -134,6 +134,18 @@ def check_invariants(
 # --- models ------------------------------------------------------------------------------------
 
 
+class SmallWindow(LanguageModel):
+    """The real HTTP path with a tiny context window, to force batching and chunking."""
+
+    def __init__(self, model: str, window: int) -> None:
+        super().__init__(model)
+        self.window = window
+
+    @property
+    def context_window(self) -> int:
+        return self.window
+
+
 class FakeModel(LanguageModel):
     """A deterministic LanguageModel: scores from message text, summaries from the prompt; records
     every request. No HTTP (the property tests); the main LLM tests use respx instead."""

@@ -15,6 +15,7 @@ import respx
 from _convo import (
     OPENAI_URL,
     FakeModel,
+    SmallWindow,
     check_invariants,
     conversations,
     example_store,
@@ -46,16 +47,6 @@ def _chat(n: int, important: set[int]) -> list[dict[str, Any]]:
 def _seqs(request: httpx.Request) -> list[int]:
     text = json.loads(request.content)["messages"][-1]["content"]
     return [int(s) for s in re.findall(r"^\[(\d+)\]", text, flags=re.M)]
-
-
-class SmallWindow(LanguageModel):
-    """The real HTTP path with a tiny context window, to force several scoring batches."""
-
-    window = 700
-
-    @property
-    def context_window(self) -> int:
-        return self.window
 
 
 @respx.mock
@@ -100,7 +91,7 @@ async def test_scores_are_stored_and_not_requested_again() -> None:
 async def test_batches_fit_the_context_window() -> None:
     session = await make_session(_chat(30, important={3}))
     route = respx.post(OPENAI_URL).mock(side_effect=scores_for)
-    model = SmallWindow("gpt-4o-mini")
+    model = SmallWindow("gpt-4o-mini", window=700)
     await session.prune(strategy="keep_important", max_messages=10, keep_recent=1, model=model)
     assert route.call_count > 1
     scored: list[int] = []

@@ -13,6 +13,7 @@ import respx
 from _convo import (
     OPENAI_URL,
     FakeModel,
+    SmallWindow,
     check_invariants,
     conversations,
     example_store,
@@ -25,7 +26,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agnt5.errors import PruneModelError, StrategyError, TokenBudgetError
-from agnt5.models import LanguageModel
 from agnt5.tokens import count_tokens
 
 
@@ -41,14 +41,6 @@ def _chat(start: int, n: int, system: bool = True) -> list[dict[str, Any]]:
 
 def _sent(route: Any, index: int = -1) -> str:
     return str(json.loads(route.calls[index].request.content)["messages"][-1]["content"])
-
-
-class SmallWindow(LanguageModel):
-    window = 900
-
-    @property
-    def context_window(self) -> int:
-        return self.window
 
 
 @respx.mock
@@ -112,7 +104,7 @@ async def test_chunked_when_the_old_part_exceeds_the_context_window() -> None:
         ]
     session = await make_session(history)
     route = respx.post(OPENAI_URL).mock(side_effect=lambda r: openai_reply(f"part summary {len(r.content)}"))
-    model = SmallWindow("gpt-4o-mini")
+    model = SmallWindow("gpt-4o-mini", window=900)
     await session.prune(
         strategy="summarize_old", threshold=10, keep_recent=4, summary_max_tokens=100, model=model
     )
