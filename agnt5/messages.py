@@ -15,6 +15,7 @@ from agnt5.errors import MessageValidationError
 
 ROLES = ("system", "user", "assistant", "tool")
 PROVIDER_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
+_PROVIDER_KEY_SET = frozenset(PROVIDER_KEYS)
 
 
 class Message(dict[str, Any]):
@@ -88,8 +89,38 @@ def _wire_tool_call(call: Any) -> dict[str, Any]:
     }
 
 
+def stored_message(fields: Mapping[str, Any], seq: int, tokens: int, pruned: bool = False) -> Message:
+    """`Message(fields, seq=..., tokens=...)` without the keyword-call overhead (stores build many)."""
+    m = _new_message(Message)
+    _dict_update(m, fields)
+    m.seq = seq
+    m.tokens = tokens
+    m.pruned = pruned
+    return m
+
+
+_new_message = Message.__new__
+_dict_update = dict.update
+_iso_second: tuple[float, str] = (math.nan, "")  # the last whole second formatted, and its text
+
+
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
+    """`ts` (epoch seconds) as ISO 8601 UTC with microseconds, e.g. 2026-11-25T14:26:00.123456+00:00.
+
+    Always six fraction digits (the strings sort as the times do); the date part is formatted
+    once per second, since a store stamps every message it appends.
+    """
+    frac, whole = math.modf(ts)
+    micro = round(frac * 1_000_000)
+    if micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    elif micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    global _iso_second
+    second = _iso_second  # one read: other threads may replace it meanwhile
+    if second[0] != whole:
+        second = _iso_second = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{second[1]}.{micro:06d}+00:00"
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -105,8 +136,8 @@ def validate_message(message: Any) -> dict[str, Any]:
     """
     if not isinstance(message, Mapping):
         raise MessageValidationError("message", f"expected a dict, got {type(message).__name__}")
-    unknown = sorted(str(k) for k in message if k not in PROVIDER_KEYS)
-    if unknown:
+    if not _PROVIDER_KEY_SET.issuperset(message):
+        unknown = sorted(str(k) for k in message if k not in PROVIDER_KEYS)
         raise MessageValidationError(
             unknown[0],
             f"unknown key; a message may only have {', '.join(PROVIDER_KEYS)} "

@@ -23,7 +23,7 @@ from agnt5.errors import (
     SessionNotFoundError,
     StateScopeError,
 )
-from agnt5.messages import Message, ensure_json, ensure_metadata, iso, validate_message
+from agnt5.messages import Message, ensure_json, ensure_metadata, validate_message
 from agnt5.retention import RetentionPolicy
 from agnt5.store.base import (
     SCOPES,
@@ -290,7 +290,7 @@ class Session:
 
         Invalid input raises MessageValidationError (a ValueError) naming the field; nothing is stored.
         """
-        return (await self.send_messages([message], metadata))[0]
+        return (await self._append([(message, ensure_metadata(metadata))], ()))[0]
 
     async def send_messages(
         self, messages: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None
@@ -314,16 +314,12 @@ class Session:
             new.append(NewMessage(f"msg_{os.urandom(16).hex()}", body, dict(meta), count.message(body)))
         if not new and not events:
             return []
-        header = await self._ensure()
+        header = self._header if self._header is not None and not self._pending else await self._ensure()
         if not new:
             await asyncio.shield(self.store.append_events(header, list(events)))
             return []
         # The store commits a queued append even if this task is cancelled while waiting.
-        placed = await self.store.append_messages(header, new, events)
-        out = []
-        for p, m in zip(placed, new, strict=True):
-            entry = {**m.body, "id": m.id, "timestamp": iso(p.created_at), "metadata": m.metadata}
-            out.append(Message(entry, seq=p.seq, tokens=m.tokens))
+        out = await self.store.append_messages(header, new, events)
         if header.retention.get("auto_prune"):
             from agnt5.pruning import auto_prune
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from agnt5.errors import ImmutableSessionError, PruneConflictError
 from agnt5.messages import iso
+from agnt5.store import _sqlite_counters as counters
 from agnt5.store.base import AppliedPrune, CutPoint, HistoryStats, PruneWrite, WindowCut
 
 _SYSTEM = "('system', 'developer')"
@@ -119,6 +120,7 @@ def apply_prune(conn: sqlite3.Connection, session_id: str, prune: PruneWrite) ->
         raise PruneConflictError(f"session {session_id!r} no longer exists; nothing was pruned")
     if row[0]:
         raise ImmutableSessionError(f"session {session_id!r} is immutable and cannot be pruned")
+    counters.settle(conn, session_id)  # exact counters before messages move away from the tail
     now = time.time()
     before = history_stats(conn, session_id)
     seqs = _dumps(sorted(set(prune.remove_seqs)))

@@ -5,20 +5,47 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from agnt5.messages import Message
-from agnt5.store.base import SessionHeader
+from agnt5.messages import Message, iso, stored_message
+from agnt5.store.base import NewMessage, SessionHeader
 
 SESSION_COLUMNS = (
     "id, app_name, user_id, metadata, retention, created_at, updated_at, expires_at, active_count"
 )
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# JSONDecoder sets scan_once in __init__; typeshed does not declare it.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text; NaN and infinity are refused (they are not JSON)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _encode(value)
+
+
+def loads(text: str) -> Any:
+    """`json.loads` for JSON text this package wrote (compact, no surrounding whitespace).
+
+    Scans from the first character without json.loads's two whitespace regex passes: a history
+    read decodes one entry per message. Anything else takes the full path (and its errors).
+    """
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
+
+
+def new_entries(messages: Sequence[NewMessage], now: float) -> list[Message]:
+    """The history entries `messages` are stored as, stamped `now` (seq 0 until numbered)."""
+    timestamp = iso(now)
+    return [
+        stored_message({**m.body, "id": m.id, "timestamp": timestamp, "metadata": m.metadata}, 0, m.tokens)
+        for m in messages
+    ]
 
 
 def now() -> float:
@@ -43,7 +70,7 @@ def header_from_row(r: Sequence[Any]) -> SessionHeader:
 def tombstone(entry: dict[str, Any], seq: int, tokens: int, pruned_by: str) -> Message:
     """A pruned message as history shows it: no content, and the prune that removed it in metadata."""
     entry["metadata"] = {**entry.get("metadata", {}), "pruned_by": pruned_by}
-    return Message(entry, seq=seq, tokens=tokens, pruned=True)
+    return stored_message(entry, seq, tokens, pruned=True)
 
 
 def encode_cursor(updated_at: float, session_id: str) -> str:

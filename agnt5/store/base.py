@@ -33,7 +33,7 @@ class SessionHeader:
     message_count: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewMessage:
     """A validated message ready to append; the store assigns its sequence number and timestamp."""
 
@@ -41,14 +41,6 @@ class NewMessage:
     body: dict[str, Any]
     metadata: dict[str, Any]
     tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class AppendedMessage:
-    """Where an appended message landed."""
-
-    seq: int
-    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,8 +252,9 @@ class Store(Protocol):
     # messages ---------------------------------------------------------------------------------
     async def append_messages(
         self, header: SessionHeader, messages: Sequence[NewMessage], events: Sequence[NewEvent]
-    ) -> list[AppendedMessage]:
-        """Append messages in one transaction, each with a `message_appended` event, plus `events`.
+    ) -> list[Message]:
+        """Append messages in one transaction, each with a `message_appended` event, plus `events`;
+        returns the stored entries (numbered and stamped, as history will give them back).
 
         Creates the session from `header` if it does not exist yet. Once called, the append
         completes even if the awaiting task is cancelled (it is stored whole or, on error, not at all).

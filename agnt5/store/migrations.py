@@ -1,10 +1,10 @@
 """Versioned schema of the SQL stores: each step moves the schema one version forward.
 
 Messages live in `messages` while active and move to `pruned_messages` (content removed) when
-pruned, so the active table holds only what history reads. Hot per-append columns (`next_seq`,
-`next_event`, `active_count`) are in no index. A message's `message_appended` audit event is the
+pruned, so the active table holds only what history reads. An append writes no session column
+(since version 4; see agnt5/store/_sqlite_counters.py). A message's `message_appended` audit event is the
 message row itself (its `event_id` is numbered with the session's other events), so an append
-writes one session row and one message row.
+writes one message row.
 
 A database records its version in `agnt5_meta`; opening it applies every later step in one
 transaction. Steps are only ever appended, so a database written by this version opens in the next.
@@ -127,6 +127,18 @@ MIGRATIONS: list[tuple[int, str]] = [
             scored_at REAL NOT NULL,
             PRIMARY KEY (session_id, seq)
         ) WITHOUT ROWID;
+        """,
+    ),
+    # --- 4: appends stop writing the session row (agnt5/store/_sqlite_counters.py) -------------
+    # No table changes: from this version `sessions.next_seq`, `next_event` and `active_count`
+    # are a floor that appends no longer move; agnt5 reads past it to the newest message and
+    # event. A version before this one would number from the stale floor, so it must refuse the
+    # file; the step records how the file is numbered.
+    (
+        4,
+        """
+        INSERT INTO agnt5_meta (key, value) VALUES ('session_counters', 'floor_and_newest_rows')
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;
         """,
     ),
 ]

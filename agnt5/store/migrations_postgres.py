@@ -129,6 +129,16 @@ POSTGRES_MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    # --- 4: SQLite's appends stop writing the session row --------------------------------------
+    # No change here: PostgreSQL appends still move the session row's counters under its row
+    # lock. The step keeps the version numbers of the two stores in step.
+    (
+        4,
+        """
+        INSERT INTO agnt5_meta (key, value) VALUES ('session_counters', 'session_row')
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+        """,
+    ),
 ]
 
 POSTGRES_LATEST_VERSION = POSTGRES_MIGRATIONS[-1][0]

@@ -70,19 +70,21 @@ from agnt5.errors import (
     StoreConnectionLostError,
     StoreError,
 )
-from agnt5.messages import Message, iso
+from agnt5.messages import Message, iso, stored_message
 from agnt5.store._rows import (
     SESSION_COLUMNS,
     decode_cursor,
     dumps,
     encode_cursor,
     header_from_row,
+    loads,
+    new_entries,
+    tombstone,
 )
 from agnt5.store._rows import (
     now as _now,
 )
 from agnt5.store.base import (
-    AppendedMessage,
     AppliedPrune,
     CutPoint,
     Event,
@@ -530,20 +532,18 @@ class PostgresStore:
 
     async def append_messages(
         self, header: SessionHeader, messages: Sequence[NewMessage], events: Sequence[NewEvent]
-    ) -> list[AppendedMessage]:
+    ) -> list[Message]:
         now = _now()
-        timestamp = iso(now)
+        stored = new_entries(messages, now)
         n = len(messages)
         tokens = [m.tokens for m in messages]
         roles = [str(m.body["role"]) for m in messages]
-        entries = [
-            dumps({**m.body, "id": m.id, "timestamp": timestamp, "metadata": m.metadata}) for m in messages
-        ]
+        entries = [dumps(m) for m in stored]
         event_types = [e.type for e in events]
         event_data = [dumps(e.data) for e in events]
         args = (header.id, n, n + len(events), now, tokens, roles, entries, event_types, event_data)
 
-        async def run(conn: asyncpg.Connection) -> list[AppendedMessage]:
+        async def run(conn: asyncpg.Connection) -> list[Message]:
             row = await conn.fetchrow(_APPEND, *args)
             if row is None:  # a new session: create it, then append, in one transaction
                 async with conn.transaction():
@@ -551,7 +551,9 @@ class PostgresStore:
                     row = await conn.fetchrow(_APPEND, *args)
             assert row is not None
             first = int(row[0])
-            return [AppendedMessage(first + i, now) for i in range(n)]
+            for i, entry in enumerate(stored):
+                entry.seq = first + i
+            return stored
 
         return await self._write(run, "appending messages")
 
@@ -885,11 +887,10 @@ class PostgresStore:
 
 def _message(entry_text: str, seq: int, tokens: int, pruned_by: str | None) -> Message:
     """A history entry; a pruned one (a tombstone) has no content and names its prune in metadata."""
-    entry = json.loads(entry_text)
+    entry = loads(entry_text)
     if pruned_by is None:
-        return Message(entry, seq=int(seq), tokens=int(tokens))
-    entry["metadata"] = {**entry.get("metadata", {}), "pruned_by": pruned_by}
-    return Message(entry, seq=int(seq), tokens=int(tokens), pruned=True)
+        return stored_message(entry, int(seq), int(tokens))
+    return tombstone(entry, int(seq), int(tokens), pruned_by)
 
 
 def _closed_connection(exc: BaseException, lost: tuple[type[BaseException], ...]) -> bool:

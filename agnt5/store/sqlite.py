@@ -16,7 +16,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,21 +24,23 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from agnt5.errors import SchemaVersionError, StoreError
-from agnt5.messages import Message, iso
+from agnt5.messages import Message, stored_message
 from agnt5.store import _prune_sql
+from agnt5.store import _sqlite_counters as counters
 from agnt5.store._rows import (
-    SESSION_COLUMNS,
     decode_cursor,
     dumps,
     encode_cursor,
     header_from_row,
+    loads,
+    new_entries,
     tombstone,
 )
 from agnt5.store._rows import (
     now as _now,
 )
+from agnt5.store._sqlite_counters import SESSION_COLUMNS_SQL
 from agnt5.store.base import (
-    AppendedMessage,
     AppliedPrune,
     Event,
     HistoryStats,
@@ -117,25 +119,28 @@ class _Connection(aiosqlite.Connection):
         return result
 
 
-@dataclass
+@dataclass(slots=True)
 class _AppendJob:
     header: SessionHeader
-    messages: Sequence[NewMessage]
+    now: float
+    rows: list[tuple[int, str]]  # (tokens, entry JSON) per message
     events: Sequence[NewEvent]
-    future: asyncio.Future[list[AppendedMessage]]
-    result: list[AppendedMessage] = field(default_factory=list)
+    future: asyncio.Future[int]
+    first_seq: int = 0
+    updated_at: float = 0.0  # the session's update time as of this append
+
+
+def _settle_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    def apply() -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    future.get_loop().call_soon_threadsafe(apply)
+    future.get_loop().call_soon_threadsafe(_settle_future, future, result, error)
 
 
 def _path_of(url_or_path: str) -> str:
@@ -158,6 +163,9 @@ class SqliteStore:
         self._db: _Connection | None = None
         self._open_lock = threading.Lock()
         self._appends: collections.deque[_AppendJob] = collections.deque()
+        # Per session appended to from here (database thread only): the seq its next append should
+        # take, and when this store last moved its updated_at. Hints, checked by the database.
+        self._recent: dict[str, tuple[int, float]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -327,7 +335,7 @@ class SqliteStore:
             updated_at, last_id = decode_cursor(cursor)
             where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
             params += [updated_at, updated_at, last_id]
-        sql = f"SELECT {SESSION_COLUMNS} FROM sessions"
+        sql = f"SELECT {SESSION_COLUMNS_SQL} FROM sessions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
@@ -370,13 +378,19 @@ class SqliteStore:
 
     async def append_messages(
         self, header: SessionHeader, messages: Sequence[NewMessage], events: Sequence[NewEvent]
-    ) -> list[AppendedMessage]:
+    ) -> list[Message]:
         db = self._database()
-        job = _AppendJob(header, messages, events, asyncio.get_running_loop().create_future())
+        now = _now()
+        entries = new_entries(messages, now)
+        rows = [(m.tokens, dumps(m)) for m in entries]  # encoded here: the database thread only writes
+        job = _AppendJob(header, now, rows, events, asyncio.get_running_loop().create_future())
         # Queued before the first await: a cancelled caller still gets its append committed whole.
         self._appends.append(job)
         db.enqueue(self._drain_appends)
-        return await job.future
+        first = await job.future
+        for i, entry in enumerate(entries):
+            entry.seq = first + i
+        return entries
 
     def _drain_appends(self, conn: sqlite3.Connection) -> None:
         """Commit every queued append in one transaction; on failure, retry each on its own."""
@@ -392,9 +406,14 @@ class SqliteStore:
                 _resolve(job.future, None, StoreError(f"{self!r} is closed: {exc}"))
             return
         try:
+            if len(jobs) == 1 and self._append_alone(conn, jobs[0]):
+                _resolve(jobs[0].future, jobs[0].first_seq, None)
+                return
             with _transaction(conn):
                 for job in jobs:
-                    job.result = _append(conn, job)
+                    job.first_seq = _append(conn, job)
+            for job in jobs:
+                self._remember(job.header.id, job.first_seq + len(job.rows), job.updated_at)
         except sqlite3.Error as exc:
             if len(jobs) == 1:
                 _resolve(jobs[0].future, None, StoreError(f"SQLite error on {self.path!r}: {exc}"))
@@ -402,14 +421,40 @@ class SqliteStore:
             for job in jobs:
                 try:
                     with _transaction(conn):
-                        job.result = _append(conn, job)
+                        job.first_seq = _append(conn, job)
                 except sqlite3.Error as one_exc:
                     _resolve(job.future, None, StoreError(f"SQLite error on {self.path!r}: {one_exc}"))
                 else:
-                    _resolve(job.future, job.result, None)
+                    _resolve(job.future, job.first_seq, None)
             return
         for job in jobs:
-            _resolve(job.future, job.result, None)
+            _resolve(job.future, job.first_seq, None)
+
+    def _append_alone(self, conn: sqlite3.Connection, job: _AppendJob) -> bool:
+        """The common case, one message and no events, as one autocommitted statement (an INSERT
+        takes the write lock before it reads, so numbering is still serialised). False when the
+        session does not exist yet: the caller's transaction creates it."""
+        if len(job.rows) != 1 or job.events:
+            return False
+        sid, now = job.header.id, job.now
+        tokens, entry = job.rows[0]
+        seq, touched = self._recent.get(sid, (0, -_TOUCH_INTERVAL))
+        if not seq or conn.execute(counters.APPEND_ONE_AS, (sid, now, tokens, entry, seq)).rowcount != 1:
+            numbered = conn.execute(counters.APPEND_ONE, (sid, now, tokens, entry)).fetchall()
+            if not numbered:
+                return False
+            seq = int(numbered[0][0])
+        job.first_seq = seq
+        if now - touched >= _TOUCH_INTERVAL:
+            conn.execute(_TOUCH, (now, sid))
+            touched = now
+        self._remember(sid, seq + 1, touched)
+        return True
+
+    def _remember(self, session_id: str, next_seq: int, touched: float) -> None:
+        if len(self._recent) >= 10_000:
+            self._recent.clear()
+        self._recent[session_id] = (next_seq, touched)
 
     async def read_messages(self, session_id: str, limit: int | None, include_pruned: bool) -> list[Message]:
         return await self._call(lambda conn: _read_messages(conn, session_id, limit, include_pruned))
@@ -421,6 +466,7 @@ class SqliteStore:
         def run(conn: sqlite3.Connection) -> int:
             now = _now()
             with _transaction(conn):
+                counters.settle(conn, session_id)
                 # Cleared messages become tombstones (content gone), so their audit events remain.
                 conn.execute(
                     "INSERT INTO pruned_messages (session_id, pos, seq, event_id, created_at, tokens, entry, "
@@ -471,7 +517,7 @@ class SqliteStore:
         def run(conn: sqlite3.Connection) -> None:
             now = _now()
             with _transaction(conn):
-                _, first_event = _reserve(conn, header, now, 0, len(events))
+                first_event = _counters(conn, header, now).next_event
                 _insert_numbered_events(conn, header.id, first_event, events, now)
 
         await self._call(run)
@@ -666,7 +712,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def _get_session(conn: sqlite3.Connection, session_id: str) -> SessionHeader | None:
-    row = conn.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    row = conn.execute(f"SELECT {SESSION_COLUMNS_SQL} FROM sessions WHERE id = ?", (session_id,)).fetchone()
     return None if row is None else header_from_row(row)
 
 
@@ -687,17 +733,17 @@ def _read_messages(
             sql + " ORDER BY pos DESC LIMIT :limit", {"id": session_id, "limit": limit}
         ).fetchall()
         rows.reverse()
-    loads = json.loads
     if not include_pruned:
-        return [Message(loads(r[3]), seq=r[1], tokens=r[2]) for r in rows]
+        return [stored_message(loads(r[3]), r[1], r[2]) for r in rows]
     return [
-        tombstone(loads(r[3]), r[1], r[2], r[4]) if r[4] else Message(loads(r[3]), seq=r[1], tokens=r[2])
+        tombstone(loads(r[3]), r[1], r[2], r[4]) if r[4] else stored_message(loads(r[3]), r[1], r[2])
         for r in rows
     ]
 
 
-# Creates the session row on first use. The hot path (_reserve) touches only columns that are in
-# no index; updated_at/expires_at (indexed, for listing and expiry) move at most once a second.
+# Creates the session row on first use (or rewrites its header). Appends write no session columns
+# (see _sqlite_counters); updated_at/expires_at (indexed, for listing and expiry) move at most once
+# a second.
 _INSERT_SESSION = """
 INSERT INTO sessions (id, app_name, user_id, metadata, retention, ttl_days, immutable,
                       created_at, updated_at, expires_at)
@@ -711,11 +757,12 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at = excluded.updated_at,
     expires_at = excluded.expires_at
 """
-_RESERVE = """
-UPDATE sessions SET next_seq = next_seq + :n, next_event = next_event + :e, active_count = active_count + :n
-WHERE id = :id RETURNING next_seq - :n, next_event - :e, updated_at
-"""
+_TOUCH = "UPDATE sessions SET updated_at = ?1, expires_at = ?1 + ttl_days * 86400.0 WHERE id = ?2"
 _TOUCH_INTERVAL = 1.0
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, entry) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _header_params(header: SessionHeader, now: float) -> dict[str, Any]:
@@ -737,58 +784,50 @@ def _touch_session(conn: sqlite3.Connection, header: SessionHeader, now: float) 
     conn.execute(_INSERT_SESSION, _header_params(header, now))
 
 
-def _reserve(conn: sqlite3.Connection, header: SessionHeader, now: float, n: int, e: int) -> tuple[int, int]:
-    """Reserve `n` message and `e` event numbers (creating the session if needed); first of each."""
-    row = conn.execute(_RESERVE, {"id": header.id, "n": n, "e": e}).fetchone()
-    if row is None:
+def _counters(conn: sqlite3.Connection, header: SessionHeader, now: float) -> counters.Counters:
+    """The session's next numbers, creating the session first if needed; moves its update time
+    if that is a second or more behind `now`."""
+    found = counters.read(conn, header.id)
+    if found is None:
         _touch_session(conn, header, now)
-        row = conn.execute(_RESERVE, {"id": header.id, "n": n, "e": e}).fetchone()
-    elif now - row[2] >= _TOUCH_INTERVAL:
-        conn.execute(
-            "UPDATE sessions SET updated_at = :now, expires_at = :now + ttl_days * 86400.0 WHERE id = :id",
-            {"now": now, "id": header.id},
-        )
-    return int(row[0]), int(row[1])
+        found = counters.read(conn, header.id)
+        assert found is not None
+    elif now - found.updated_at >= _TOUCH_INTERVAL:
+        conn.execute(_TOUCH, (now, header.id))
+        return found._replace(updated_at=now)
+    return found
 
 
-def _append(conn: sqlite3.Connection, job: _AppendJob) -> list[AppendedMessage]:
-    now = _now()
-    timestamp = iso(now)
-    n = len(job.messages)
-    first, first_event = _reserve(conn, job.header, now, n, n + len(job.events))
-    sid = job.header.id
-    rows = []
-    for i, m in enumerate(job.messages):
-        entry = {**m.body, "id": m.id, "timestamp": timestamp, "metadata": m.metadata}
-        rows.append((sid, first + i, first + i, first_event + i, now, m.tokens, dumps(entry)))
-    conn.executemany(
-        "INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, entry) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    if job.events:
+def _append(conn: sqlite3.Connection, job: _AppendJob) -> int:
+    """Number and insert one queued append (and its events); returns its first seq."""
+    sid, now = job.header.id, job.now
+    next_ = _counters(conn, job.header, now)
+    seq, event_id = next_.next_seq, next_.next_event
+    job.updated_at = next_.updated_at
+    if len(job.rows) == 1:
+        tokens, entry = job.rows[0]
+        conn.execute(_INSERT_MESSAGE, (sid, seq, seq, event_id, now, tokens, entry))
+    else:
         conn.executemany(
-            "INSERT INTO events (session_id, id, created_at, type, data) VALUES (?, ?, ?, ?, ?)",
-            [(sid, first_event + n + j, now, e.type, dumps(e.data)) for j, e in enumerate(job.events)],
+            _INSERT_MESSAGE,
+            [(sid, seq + i, seq + i, event_id + i, now, t, e) for i, (t, e) in enumerate(job.rows)],
         )
-    return [AppendedMessage(first + i, now) for i in range(n)]
+    _insert_numbered_events(conn, sid, event_id + len(job.rows), job.events, now)
+    return seq
 
 
 def _insert_events(conn: sqlite3.Connection, session_id: str, events: Sequence[NewEvent], now: float) -> None:
     """Number `events` after the session's last event and insert them (no-op without the session)."""
-    if not events:
-        return
-    row = conn.execute(
-        "UPDATE sessions SET next_event = next_event + ? WHERE id = ? RETURNING next_event - ?",
-        (len(events), session_id, len(events)),
-    ).fetchone()
-    if row is not None:
-        _insert_numbered_events(conn, session_id, row[0], events, now)
+    found = counters.read(conn, session_id) if events else None
+    if found is not None:
+        _insert_numbered_events(conn, session_id, found.next_event, events, now)
 
 
 def _insert_numbered_events(
     conn: sqlite3.Connection, session_id: str, first_id: int, events: Sequence[NewEvent], now: float
 ) -> None:
+    if not events:
+        return
     conn.executemany(
         "INSERT INTO events (session_id, id, created_at, type, data) VALUES (?, ?, ?, ?, ?)",
         [(session_id, first_id + i, now, e.type, dumps(e.data)) for i, e in enumerate(events)],
@@ -822,7 +861,7 @@ def _write_state(
 ) -> None:
     now = _now()
     with _transaction(conn):
-        _, first_event = _reserve(conn, header, now, 0, len(events))
+        first_event = _counters(conn, header, now).next_event
         for scope, owner, key, value in writes:
             if value is None:
                 conn.execute(

@@ -1,0 +1,91 @@
+"""How the SQLite store numbers a session's messages and events without writing the session row
+on every append or state change.
+
+The session row's `next_seq`, `next_event` and `active_count` are a settled floor. A writer reads
+that floor, the session's newest message (highest `pos`: the end of the primary key, a page the
+insert writes anyway) and its newest event, and numbers after whichever is further; it writes
+only its own rows. Messages appended since the last settle are exactly seqs `next_seq` ..
+`newest.seq` (appends are gap-free and land at `pos = seq`), so the active count is derived.
+Anything that removes messages (prune, clear) settles the row first, in the same BEGIN IMMEDIATE
+transaction, so the floor is exact before the newest message can move back. Events are never
+removed while the session exists. Schema version 4 marks databases numbered this way (older
+agnt5 versions refuse them rather than reuse numbers).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import NamedTuple
+
+from agnt5.store._rows import SESSION_COLUMNS
+
+_NEWEST_MESSAGE = "SELECT {columns} FROM messages WHERE session_id = {id} ORDER BY pos DESC LIMIT 1"
+
+_COUNTERS = f"""
+SELECT s.next_seq, s.next_event, s.updated_at, m.seq, m.event_id,
+       (SELECT MAX(id) FROM events WHERE session_id = ?1)
+FROM sessions s LEFT JOIN ({_NEWEST_MESSAGE.format(columns="seq, event_id", id="?1")}) m
+WHERE s.id = ?1
+"""
+
+# One message appended by one autocommitted statement: numbered from the floor and the newest
+# rows, written only if the session exists (no row inserted otherwise).
+_APPEND_ONE = f"""
+INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, entry)
+SELECT ?1, n.seq, n.seq, n.event, ?2, ?3, ?4 FROM (
+    SELECT max(s.next_seq, coalesce(m.seq + 1, 0)) AS seq,
+           max(s.next_event, coalesce(m.event_id + 1, 0),
+               coalesce((SELECT MAX(id) FROM events WHERE session_id = ?1) + 1, 0)) AS event
+    FROM sessions s LEFT JOIN ({_NEWEST_MESSAGE.format(columns="seq, event_id", id="?1")}) m
+    WHERE s.id = ?1
+) n
+"""
+# Returns the seq it took (RETURNING costs about a fifth of the statement).
+APPEND_ONE = _APPEND_ONE + "RETURNING seq"
+# Inserts only if the seq it takes is ?5 (the caller's expectation from its last append): the
+# row count then says which seq, without RETURNING.
+APPEND_ONE_AS = _APPEND_ONE + "WHERE n.seq = ?5"
+
+# SESSION_COLUMNS with the active count derived as above.
+SESSION_COLUMNS_SQL = SESSION_COLUMNS.replace(
+    "active_count",
+    "active_count + max(0, coalesce(("
+    + _NEWEST_MESSAGE.format(columns="seq", id="sessions.id")
+    + ") + 1, 0) - next_seq)",
+)
+
+
+class Counters(NamedTuple):
+    """The next free numbers of a session, as the database stands."""
+
+    next_seq: int
+    next_event: int
+    updated_at: float
+    floor_seq: int  # the settled next_seq in the session row
+
+
+def read(conn: sqlite3.Connection, session_id: str) -> Counters | None:
+    """The session's next message seq and event id (None if the session does not exist)."""
+    row = conn.execute(_COUNTERS, (session_id,)).fetchone()
+    if row is None:
+        return None
+    next_seq, next_event, updated_at, message_seq, message_event, last_event = row
+    floor_seq = next_seq
+    if message_seq is not None:
+        next_seq = max(next_seq, message_seq + 1)
+        next_event = max(next_event, message_event + 1)
+    if last_event is not None:
+        next_event = max(next_event, last_event + 1)
+    return Counters(next_seq, next_event, updated_at, floor_seq)
+
+
+def settle(conn: sqlite3.Connection, session_id: str) -> None:
+    """Write the derived counters into the session row (before messages are removed or numbered
+    out of order)."""
+    counters = read(conn, session_id)
+    if counters is None:
+        return
+    conn.execute(
+        "UPDATE sessions SET next_seq = ?, next_event = ?, active_count = active_count + ? WHERE id = ?",
+        (counters.next_seq, counters.next_event, counters.next_seq - counters.floor_seq, session_id),
+    )
