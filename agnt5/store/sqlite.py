@@ -164,7 +164,7 @@ class SqliteStore:
         self._open_lock = threading.Lock()
         self._appends: collections.deque[_AppendJob] = collections.deque()
         # Per session appended to from here (database thread only): the seq its next append should
-        # take, and when this store last moved its updated_at. Hints, checked by the database.
+        # take (a hint the database checks) and its update time as last seen.
         self._recent: dict[str, tuple[int, float]] = {}
         self._closed = False
 
@@ -433,22 +433,23 @@ class SqliteStore:
     def _append_alone(self, conn: sqlite3.Connection, job: _AppendJob) -> bool:
         """The common case, one message and no events, as one autocommitted statement (an INSERT
         takes the write lock before it reads, so numbering is still serialised). False when the
-        session does not exist yet: the caller's transaction creates it."""
+        caller's transaction must do it: a session new to this store, or one whose update time
+        is due to move (that moves with the append, at most once a second)."""
         if len(job.rows) != 1 or job.events:
             return False
         sid, now = job.header.id, job.now
+        seq, updated_at = self._recent.get(sid, (0, -_TOUCH_INTERVAL))
+        if now - updated_at >= _TOUCH_INTERVAL:
+            return False
         tokens, entry = job.rows[0]
-        seq, touched = self._recent.get(sid, (0, -_TOUCH_INTERVAL))
-        if not seq or conn.execute(counters.APPEND_ONE_AS, (sid, now, tokens, entry, seq)).rowcount != 1:
+        if conn.execute(counters.APPEND_ONE_AS, (sid, now, tokens, entry, seq)).rowcount != 1:
+            # Another writer moved the session on (or removed it): number from the database.
             numbered = conn.execute(counters.APPEND_ONE, (sid, now, tokens, entry)).fetchall()
             if not numbered:
                 return False
             seq = int(numbered[0][0])
         job.first_seq = seq
-        if now - touched >= _TOUCH_INTERVAL:
-            conn.execute(_TOUCH, (now, sid))
-            touched = now
-        self._remember(sid, seq + 1, touched)
+        self._remember(sid, seq + 1, updated_at)
         return True
 
     def _remember(self, session_id: str, next_seq: int, touched: float) -> None:
