@@ -48,9 +48,16 @@ def throughput_row(
     )
 
 
-async def best_of(rounds: int, fn: Callable[[], Awaitable[float]]) -> float:
-    """Median of several rounds of a timed function (each returns seconds)."""
-    return statistics.median([await fn() for _ in range(rounds)])
+async def paired(
+    rounds: int, baseline: Callable[[], Awaitable[float]], agnt5: Callable[[], Awaitable[float]]
+) -> tuple[float, float]:
+    """Medians of `rounds` alternating rounds of two timed functions (each returns seconds), so
+    both see the same machine state."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        times[0].append(await baseline())
+        times[1].append(await agnt5())
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 # --- raw aiosqlite baseline -------------------------------------------------------------------------
@@ -148,8 +155,8 @@ def message(i: int) -> dict[str, str]:
     return {"role": "user", "content": f"message number {i}: hello there, how are you today?"}
 
 
-async def agnt5_append(store: SqliteStore, n: int) -> float:
-    session = Session(f"append-{uuid.uuid4().hex}", store=store)
+async def agnt5_append(store: SqliteStore, session_id: str, n: int) -> float:
+    session = Session(session_id, store=store)
     start = time.perf_counter()
     for i in range(n):
         await session.send_message(message(i))
@@ -214,12 +221,13 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
         store = SqliteStore(os.path.join(tmp, "agnt5.db"))
         await Session("warmup", store=store).send_message(message(0))
 
-        # appends, interleaved rounds so both see the same machine state
-        b_times, a_times = [], []
-        for r in range(rounds):
-            b_times.append(await baseline_append(base, f"append-{r}", appends))
-            a_times.append(await agnt5_append(store, appends))
-        b, a = statistics.median(b_times), statistics.median(a_times)
+        # appends, interleaved rounds so both see the same machine state; session ids alike
+        base_ids, agnt5_ids = iter(range(rounds)), iter(range(rounds))
+        b, a = await paired(
+            rounds,
+            lambda: baseline_append(base, f"append-{next(base_ids)}", appends),
+            lambda: agnt5_append(store, f"append-{next(agnt5_ids)}", appends),
+        )
         rows.append(
             throughput_row(f"append {appends:,} messages (1 awaited call each)", appends, b, a, ">= 1.0x")
         )
@@ -230,8 +238,11 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
             await baseline_fill(base, f"read-{n}", n)
             session = await agnt5_fill(store, f"read-{n}", n)
             await session.history(limit=50)
-            b = await best_of(rounds, lambda n=n: baseline_read_last(base, f"read-{n}", READ_REPEATS))
-            a = await best_of(rounds, lambda session=session: agnt5_read_last(session, READ_REPEATS))
+            b, a = await paired(
+                rounds,
+                lambda n=n: baseline_read_last(base, f"read-{n}", READ_REPEATS),
+                lambda session=session: agnt5_read_last(session, READ_REPEATS),
+            )
             read[n] = a
             rows.append(throughput_row(f"read last 50 of {n:,}", READ_REPEATS, b, a, ">= 1.0x"))
         rows.append(
@@ -239,11 +250,9 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
         )
 
         # state updates
-        b_times, a_times = [], []
-        for _ in range(rounds):
-            b_times.append(await baseline_state(base, appends))
-            a_times.append(await agnt5_state(store, appends))
-        b, a = statistics.median(b_times), statistics.median(a_times)
+        b, a = await paired(
+            rounds, lambda: baseline_state(base, appends), lambda: agnt5_state(store, appends)
+        )
         rows.append(
             throughput_row(f"{appends:,} state updates (set_state, durable)", appends, b, a, ">= 0.8x")
         )
@@ -424,11 +433,12 @@ async def run_postgres(url: str, quick: bool) -> list[tuple[str, str, str, str, 
         await Session("warmup", store=store).send_message(message(0))
         await pg_raw_append(raw, "warmup", 1)
 
-        b_times, a_times = [], []
-        for r in range(rounds):
-            b_times.append(await pg_raw_append(raw, f"append-{r}", appends))
-            a_times.append(await agnt5_append(store, appends))
-        b, a = statistics.median(b_times), statistics.median(a_times)
+        base_ids, agnt5_ids = iter(range(rounds)), iter(range(rounds))
+        b, a = await paired(
+            rounds,
+            lambda: pg_raw_append(raw, f"append-{next(base_ids)}", appends),
+            lambda: agnt5_append(store, f"append-{next(agnt5_ids)}", appends),
+        )
         rows.append(
             throughput_row(f"append {appends:,} messages (1 awaited call each)", appends, b, a, ">= 0.5x")
         )
@@ -439,19 +449,20 @@ async def run_postgres(url: str, quick: bool) -> list[tuple[str, str, str, str, 
             session = await agnt5_fill(store, f"read-{n}", n)
             await raw.execute("ANALYZE")
             await session.history(limit=50)
-            b = await best_of(rounds, lambda n=n: pg_raw_read_last(raw, f"read-{n}", READ_REPEATS))
-            a = await best_of(rounds, lambda session=session: agnt5_read_last(session, READ_REPEATS))
+            b, a = await paired(
+                rounds,
+                lambda n=n: pg_raw_read_last(raw, f"read-{n}", READ_REPEATS),
+                lambda session=session: agnt5_read_last(session, READ_REPEATS),
+            )
             read[n] = a
             rows.append(throughput_row(f"read last 50 of {n:,}", READ_REPEATS, b, a, ">= 0.5x"))
         rows.append(
             (f"read-last-50 cost, {big:,} vs 10,000", "", f"{read[big] / read[10_000]:.2f}x", "", "<= 1.5x")
         )
 
-        b_times, a_times = [], []
-        for _ in range(rounds):
-            b_times.append(await pg_raw_state(raw, appends))
-            a_times.append(await pg_agnt5_state(store, appends))
-        b, a = statistics.median(b_times), statistics.median(a_times)
+        b, a = await paired(
+            rounds, lambda: pg_raw_state(raw, appends), lambda: pg_agnt5_state(store, appends)
+        )
         rows.append(throughput_row(f"{appends:,} state updates (each durable)", appends, b, a, ">= 0.5x"))
 
         total = processes * per
