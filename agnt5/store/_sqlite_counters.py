@@ -28,23 +28,24 @@ FROM sessions s LEFT JOIN ({_NEWEST_MESSAGE.format(columns="seq, event_id", id="
 WHERE s.id = ?1
 """
 
-# One message appended by one autocommitted statement: numbered from the floor and the newest
-# rows, written only if the session exists (no row inserted otherwise).
-_APPEND_ONE = f"""
+_NEXT_SEQ = (
+    "max((SELECT next_seq FROM sessions WHERE id = ?1), coalesce(("
+    + _NEWEST_MESSAGE.format(columns="seq", id="?1")
+    + ") + 1, 0))"
+)
+_NEXT_EVENT = (
+    "max((SELECT next_event FROM sessions WHERE id = ?1), coalesce(("
+    + _NEWEST_MESSAGE.format(columns="event_id", id="?1")
+    + ") + 1, 0), coalesce((SELECT MAX(id) FROM events WHERE session_id = ?1) + 1, 0))"
+)
+# One message appended by one autocommitted statement, if its seq is ?5 (what the caller expects
+# from its last append): the row count says whether it was, with no RETURNING (a fifth of the
+# statement's cost) and no FROM reading the table written (which would need a temporary copy).
+# Nothing is inserted when another writer moved the session on, or it does not exist.
+APPEND_ONE_AS = f"""
 INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, entry)
-SELECT ?1, n.seq, n.seq, n.event, ?2, ?3, ?4 FROM (
-    SELECT max(s.next_seq, coalesce(m.seq + 1, 0)) AS seq,
-           max(s.next_event, coalesce(m.event_id + 1, 0),
-               coalesce((SELECT MAX(id) FROM events WHERE session_id = ?1) + 1, 0)) AS event
-    FROM sessions s LEFT JOIN ({_NEWEST_MESSAGE.format(columns="seq, event_id", id="?1")}) m
-    WHERE s.id = ?1
-) n
+SELECT ?1, ?5, ?5, {_NEXT_EVENT}, ?2, ?3, ?4 WHERE ?5 = {_NEXT_SEQ}
 """
-# Returns the seq it took (RETURNING costs about a fifth of the statement).
-APPEND_ONE = _APPEND_ONE + "RETURNING seq"
-# Inserts only if the seq it takes is ?5 (the caller's expectation from its last append): the
-# row count then says which seq, without RETURNING.
-APPEND_ONE_AS = _APPEND_ONE + "WHERE n.seq = ?5"
 
 # SESSION_COLUMNS with the active count derived as above.
 SESSION_COLUMNS_SQL = SESSION_COLUMNS.replace(

@@ -433,8 +433,9 @@ class SqliteStore:
     def _append_alone(self, conn: sqlite3.Connection, job: _AppendJob) -> bool:
         """The common case, one message and no events, as one autocommitted statement (an INSERT
         takes the write lock before it reads, so numbering is still serialised). False when the
-        caller's transaction must do it: a session new to this store, or one whose update time
-        is due to move (that moves with the append, at most once a second)."""
+        caller's transaction must do it: a session new to this store or moved on by another
+        writer since this store's last append to it, or one whose update time is due to move
+        (that moves with the append, at most once a second)."""
         if len(job.rows) != 1 or job.events:
             return False
         sid, now = job.header.id, job.now
@@ -443,11 +444,7 @@ class SqliteStore:
             return False
         tokens, entry = job.rows[0]
         if conn.execute(counters.APPEND_ONE_AS, (sid, now, tokens, entry, seq)).rowcount != 1:
-            # Another writer moved the session on (or removed it): number from the database.
-            numbered = conn.execute(counters.APPEND_ONE, (sid, now, tokens, entry)).fetchall()
-            if not numbered:
-                return False
-            seq = int(numbered[0][0])
+            return False  # another writer moved the session on (or removed it)
         job.first_seq = seq
         self._remember(sid, seq + 1, updated_at)
         return True
