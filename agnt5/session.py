@@ -51,6 +51,9 @@ _in_flight: set[asyncio.Future[None]] = set()
 """State writes still running after the task that started them was cancelled."""
 
 
+_REPR_MESSAGES = 10  # newest messages a notebook shows
+
+
 def _now() -> float:
     return datetime.now(UTC).timestamp()
 
@@ -100,6 +103,8 @@ class Session:
         self._temp: dict[str, Any] = {}
         self._cache: dict[str, dict[str, Any]] = {}
         self._pending: list[tuple[StateWrite, NewEvent]] = []
+        # The newest messages this object has seen, for _repr_html_ on stores without sync reads.
+        self._tail: list[Message] = []
 
     # identity and header ----------------------------------------------------------------------
 
@@ -214,6 +219,8 @@ class Session:
             owner = self._owner(scope, required=False)
             if owner is not None:
                 self._cache[scope] = await self.store.get_state(scope, owner)
+        if self._sync_store() is None:
+            self._tail = await self.store.read_messages(self.id, _REPR_MESSAGES, False)
         return self
 
     async def flush(self) -> None:
@@ -320,6 +327,8 @@ class Session:
             return []
         # The store commits a queued append even if this task is cancelled while waiting.
         out = await self.store.append_messages(header, new, events)
+        if self._sync_store() is None:
+            self._tail = (self._tail + out)[-_REPR_MESSAGES:]
         if header.retention.get("auto_prune"):
             from agnt5.pruning import auto_prune
 
@@ -339,7 +348,10 @@ class Session:
         if limit == 0:
             return []
         await self._ensure()
-        return await self.store.read_messages(self.id, limit, include_pruned)
+        messages = await self.store.read_messages(self.id, limit, include_pruned)
+        if not include_pruned and self._sync_store() is None:
+            self._tail = messages[-_REPR_MESSAGES:]
+        return messages
 
     async def clear(self) -> int:
         """Delete every message (state and events stay); refused on an immutable session."""
@@ -511,11 +523,11 @@ class Session:
 
     def _repr_html_(self) -> str:
         header = self._resolved()
-        rows: builtins.list[Message] = []
+        rows = self._tail
         count = header.message_count
         sync = self._sync_store()
         if sync is not None:
-            rows = sync.read_messages_sync(self.id, 10, False)
+            rows = sync.read_messages_sync(self.id, _REPR_MESSAGES, False)
             stored = sync.get_session_sync(self.id)  # the cached header counts as of when it loaded
             count = stored.message_count if stored is not None else 0
         esc = html.escape
@@ -539,6 +551,8 @@ class Session:
             text = text if len(text) <= 200 else text[:197] + "..."
             parts.append(f"<tr><td>{r.seq}</td><td>{esc(r.role)}</td><td>{esc(text)}</td></tr>")
         parts.append("</table>")
+        if sync is None:
+            parts.append("<div><i>newest messages as of this object's last load or append</i></div>")
         return "\n".join(parts)
 
 

@@ -43,7 +43,8 @@ from agnt5.tokens import count_text_tokens, count_tokens
 NOTE = (
     "Authored by scripts/author_demo_cassette.py from a scripted OpenAI-format provider (the "
     "machine it was made on had no provider access): requests are agnt5's real ones, responses "
-    "are scripted. Re-record from OpenAI with: OPENAI_API_KEY=... agnt5 demo --live --record"
+    "are scripted. Re-record from OpenAI with: OPENAI_API_KEY=... agnt5 demo --live --record "
+    "--cassette agnt5/demo/cassettes/demo.json"
 )
 STOPWORDS = frozenset(
     "a an the to of in on for by be is are will from this that my your our as at it its and or "

@@ -364,6 +364,10 @@ def test_demo_usage_errors(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     code, _, err = run(capsys, "demo", "--live")
     assert code == EXIT_USAGE
     assert "needs OPENAI_API_KEY" in err
+    monkeypatch.setenv("AGNT5_CASSETTE", "notebook.json")
+    code, _, err = run(capsys, "demo")
+    assert code == EXIT_USAGE
+    assert "AGNT5_CASSETTE is set (notebook.json)" in err and "unset AGNT5_CASSETTE" in err
 
 
 # --- the installed console script ----------------------------------------------------------------

@@ -150,7 +150,17 @@ def test_sqlite_path_and_password_masking() -> None:
     assert sqlite_path("sqlite:////abs/a.db") == "/abs/a.db"
     assert sqlite_path("sqlite:///:memory:") == ":memory:"
     assert mask_password("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+    assert mask_password("postgresql://u:p@ss@h/db") == "postgresql://u:***@h/db"
     assert mask_password("sqlite:///a.db") == "sqlite:///a.db"
+    # libpq-style query parameters
+    assert (
+        mask_password("postgresql://h/db?user=u&password=hunter2&sslmode=require")
+        == "postgresql://h/db?user=u&password=***&sslmode=require"
+    )
+    assert (
+        mask_password("postgres://u@h/db?PASSWORD=x&sslpassword=y")
+        == "postgres://u@h/db?PASSWORD=***&sslpassword=***"
+    )
 
 
 def test_store_urls() -> None:

@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 
 from agnt5.cli import EXIT_ERROR, EXIT_OK, main
-from agnt5.demo.run import SHIPPED_CASSETTE
+from agnt5.demo.run import RECORDED_CASSETTE, SHIPPED_CASSETTE, DemoOptions, cassette_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,3 +165,11 @@ def test_shipped_cassette_is_packaged() -> None:
     assert files("agnt5").joinpath("demo/cassettes/demo.json").is_file()
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"**/*.json"' in pyproject  # package-data ships the cassette in wheels too
+
+
+def test_a_recording_goes_to_the_working_directory_never_into_the_package() -> None:
+    assert cassette_path(DemoOptions()) == SHIPPED_CASSETTE
+    recorded = cassette_path(DemoOptions(live=True, record=True))
+    assert recorded == RECORDED_CASSETTE and not recorded.is_absolute()
+    assert cassette_path(DemoOptions(live=True, record=True, cassette="mine.json")) == Path("mine.json")
+    assert cassette_path(DemoOptions(cassette="mine.json")) == Path("mine.json")

@@ -1187,9 +1187,24 @@ async def test_repr_html_shows_metadata_state_and_recent_messages(store: Store) 
     assert "nb" in html and "16 messages" in html
     assert "project" in html and "&lt;quantum&gt;" in html and "<quantum>" not in html
     assert "session: 2 keys" in html and "user: 1 key" in html
-    if store.supports_sync:  # the recent messages need synchronous reads (README: PostgreSQL)
-        assert "message number 14" in html and "web_search" in html
-        assert "message number 0<" not in html  # only the recent ones
+    assert "message number 14" in html and "web_search" in html
+    assert "message number 0<" not in html  # only the recent ones
+    # without synchronous reads (PostgreSQL) they are the newest as of the object's last load
+    assert ("as of this object's last load" in html) is (not store.supports_sync)
+
+
+async def test_repr_html_without_sync_reads_shows_what_the_object_appended_and_read(store: Store) -> None:
+    s = Session("nb-tail", store=store)
+    for i in range(12):
+        await s.send_message({"role": "user", "content": f"appended {i}"})
+    html = s._repr_html_()
+    assert "appended 11" in html and "appended 2<" in html and "appended 1<" not in html
+    other = Session("nb-tail", store=store)
+    await other.send_message({"role": "user", "content": "from another object"})
+    if not store.supports_sync:
+        assert "from another object" not in s._repr_html_()  # not seen yet ...
+        await s.history(limit=3)
+    assert "from another object" in s._repr_html_()  # ... until this object reads it
 
 
 async def test_repr_html_counts_messages_appended_after_the_header_loaded(store: Store) -> None:

@@ -42,9 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--record",
         action="store_true",
-        help="with --live: write the real responses to the cassette (re-records the shipped one)",
+        help="with --live: write the real responses to a cassette (default ./agnt5-demo-cassette.json)",
     )
-    demo.add_argument("--cassette", help="cassette file to replay or record (default: the shipped one)")
+    demo.add_argument(
+        "--cassette",
+        help="cassette file to replay or record (default: the shipped one to replay, "
+        "./agnt5-demo-cassette.json to record)",
+    )
     sessions.add_parsers(commands, common)
     return parser
 

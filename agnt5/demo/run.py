@@ -21,7 +21,7 @@ from agnt5.demo.context import APP, EMBEDDING_MODEL, MODEL, Demo
 from agnt5.errors import ConfigurationError
 from agnt5.providers import profile_for
 from agnt5.store.url import open_store
-from agnt5.testing.cassette import Cassette
+from agnt5.testing.cassette import CASSETTE_ENV, Cassette
 
 if TYPE_CHECKING:
     import httpx
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from agnt5.session import Session
 
 SHIPPED_CASSETTE = Path(__file__).parent / "cassettes" / "demo.json"
+RECORDED_CASSETTE = Path("agnt5-demo-cassette.json")  # --live --record, in the working directory
 
 
 @dataclass
@@ -39,22 +40,37 @@ class DemoOptions:
     database_url: str | None = None
     live: bool = False
     record: bool = False
-    cassette: str | os.PathLike[str] = SHIPPED_CASSETTE
+    cassette: str | os.PathLike[str] | None = None  # default: see cassette_path
     upstream: Callable[[httpx.Request], httpx.Response] | None = None
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     run_id: str | None = None
 
 
+def cassette_path(options: DemoOptions) -> Path:
+    """The cassette given, else: replay the shipped one; record into the working directory
+    (never into the installed package, which may be read-only or shared)."""
+    if options.cassette is not None:
+        return Path(options.cassette)
+    return RECORDED_CASSETTE if options.live or options.upstream is not None else SHIPPED_CASSETTE
+
+
 def _cassette(options: DemoOptions) -> Cassette | None:
+    path = cassette_path(options)
     if options.upstream is not None:
-        return Cassette(options.cassette, mode="record", upstream=options.upstream)
+        return Cassette(path, mode="record", upstream=options.upstream)
     if options.live:
-        return Cassette(options.cassette, mode="record") if options.record else None
-    return Cassette(options.cassette, mode="replay")
+        return Cassette(path, mode="record") if options.record else None
+    return Cassette(path, mode="replay")
 
 
-def _check_live(options: DemoOptions) -> None:
+def _check_options(options: DemoOptions) -> None:
+    ambient = os.environ.get(CASSETTE_ENV)
+    if ambient:
+        raise ConfigurationError(
+            f"{CASSETTE_ENV} is set ({ambient}): the demo replays or records its own cassette "
+            f"(--cassette) and would mix the two; unset {CASSETTE_ENV} to run it"
+        )
     if not options.live:
         if options.record:
             raise ConfigurationError("--record needs --live: cassettes are recorded from the real provider")
@@ -69,7 +85,7 @@ def _check_live(options: DemoOptions) -> None:
 
 async def run_demo(options: DemoOptions) -> int:
     """Run the whole demo; returns 0. Errors (a missing key, a cassette mismatch) raise."""
-    _check_live(options)
+    _check_options(options)
     offline = not options.live
     cassette = _cassette(options)
     store = open_store(options.database_url or config.database_url())
@@ -97,7 +113,7 @@ async def run_demo(options: DemoOptions) -> int:
 def _banner(demo: Demo, options: DemoOptions, cassette: Cassette | None, url: str) -> None:
     demo.say(f"agnt5 demo (run {demo.run_id}) on {url}")
     if options.upstream is not None:
-        demo.say(f"authoring {options.cassette} from a scripted provider")
+        demo.say(f"authoring {cassette_path(options)} from a scripted provider")
     elif not options.live and cassette is not None:
         demo.say(f"offline: {MODEL} and {EMBEDDING_MODEL} responses are replayed from {cassette.path}")
         note = _note(cassette.path)
@@ -125,6 +141,8 @@ def _footer(demo: Demo, cassette: Cassette | None, elapsed: float) -> None:
     elif cassette is not None:
         how = f", {len(cassette.interactions)} exchanges recorded to {cassette.path}"
     demo.say(f"done in {elapsed:.1f}s ({demo.model_calls} chat model calls{how})")
+    if cassette is not None and cassette.mode == "record":
+        demo.say(f"replay it offline: agnt5 demo --cassette {cassette.path}")
     demo.say("explore what the demo stored:")
     demo.say(f"  agnt5 sessions list --app {APP}")
     demo.say(f"  agnt5 sessions show {demo.session_id('support')}")

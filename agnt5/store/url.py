@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from agnt5.errors import ConfigurationError
 from agnt5.store.base import Store
 
@@ -38,12 +40,18 @@ def open_store(url: str) -> Store:
     )
 
 
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:ssl)?password=)[^&#]*")
+
+
 def mask_password(url: str) -> str:
-    """`url` with any password replaced by ***, for error messages and logs."""
-    if "://" not in url or "@" not in url:
+    """`url` with any password replaced by ***, for error messages and logs: the one in the
+    user-info part and `password=` / `sslpassword=` query parameters (libpq style)."""
+    if "://" not in url:
         return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    if ":" in credentials:
-        credentials = credentials.split(":", 1)[0] + ":***"
-    return f"{scheme}://{credentials}@{host}"
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)  # the last @: a raw @ in a password stays masked
+        if ":" in credentials:
+            credentials = credentials.split(":", 1)[0] + ":***"
+        url = f"{scheme}://{credentials}@{host}"
+    return _QUERY_PASSWORD.sub(r"\1***", url)
