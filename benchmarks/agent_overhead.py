@@ -65,7 +65,10 @@ def responder(request: Any) -> Any:
     if body["messages"][-1]["role"] == "tool":
         return openai_chat("Sunny in both.")
     return openai_chat(
-        tool_calls=[openai_call("get_weather", {"city": "Paris"}), openai_call("get_weather", {"city": "Tokyo"})]
+        tool_calls=[
+            openai_call("get_weather", {"city": "Paris"}),
+            openai_call("get_weather", {"city": "Tokyo"}),
+        ]
     )
 
 
@@ -132,12 +135,31 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
     durable_ratio = statistics.median(x / y for x, y in zip(durable, base, strict=True))
     rows = [
         ("two-tool-call run, hand-written litellm", f"{b * 1000:.2f} ms", "", "1.00x", ""),
-        ("two-tool-call run, Agent.run (no session)", f"{p * 1000:.2f} ms", "", f"{plain_ratio:.2f}x", "<= 1.15x"),
-        ("two-tool-call run, Agent.run + SQLite session", f"{d * 1000:.2f} ms", "", f"{durable_ratio:.2f}x", ""),
+        (
+            "two-tool-call run, Agent.run (no session)",
+            f"{p * 1000:.2f} ms",
+            "",
+            f"{plain_ratio:.2f}x",
+            "<= 1.15x",
+        ),
+        (
+            "two-tool-call run, Agent.run + SQLite session",
+            f"{d * 1000:.2f} ms",
+            "",
+            f"{durable_ratio:.2f}x",
+            "",
+        ),
     ]
     agnt5_import, litellm_import = import_time("agnt5"), import_time("litellm")
-    rows.append(("import agnt5", f"{agnt5_import:.3f} s", f"import litellm: {litellm_import:.3f} s",
-                 f"{agnt5_import / litellm_import:.2f}x", "agnt5 < 0.3 s"))
+    rows.append(
+        (
+            "import agnt5",
+            f"{agnt5_import:.3f} s",
+            f"import litellm: {litellm_import:.3f} s",
+            f"{agnt5_import / litellm_import:.2f}x",
+            "agnt5 < 0.3 s",
+        )
+    )
     return rows
 
 
