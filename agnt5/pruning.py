@@ -235,20 +235,35 @@ def auto_prune_params(
     return target, {}  # keep_last_<N>: N is the user's explicit choice
 
 
-async def auto_prune(session: Session) -> PruneResult | None:
-    """Prune after an append when the retention policy asks for it; never raises (see module doc)."""
+async def auto_prune(session: Session, newest_seq: int) -> PruneResult | None:
+    """Prune after an append (of seq `newest_seq`) when the retention policy asks for it; never
+    raises (see module doc).
+
+    The active count is read only when it could exceed `max_messages`: every message that became
+    active since a count was known has a higher seq than the newest one then, so that count plus
+    the seqs appended since bounds it, whichever process appended or pruned meanwhile.
+    """
     header = session._header
     if header is None or not header.retention.get("auto_prune") or header.retention.get("immutable"):
         return None
     limit = int(header.retention.get("max_messages") or DEFAULT_AUTO_MAX_MESSAGES)
     strategy = str(header.retention.get("prune_strategy") or DEFAULT_STRATEGY)
+    mark = session._active_mark
+    if mark is not None and mark[1] + (newest_seq - mark[0]) <= limit:
+        return None
     try:
         stored = await session.store.get_session(session.id)  # one row: the active count
-        if stored is None or stored.message_count <= limit:
+        if stored is None:
+            return None
+        session._active_mark = (newest_seq, stored.message_count)
+        if stored.message_count <= limit:
             return None
         system = (await session.store.history_stats(session.id)).system_messages
         _, params = auto_prune_params(strategy, limit, system)
-        return await prune(session, strategy, auto=True, **params)
+        result = await prune(session, strategy, auto=True, **params)
+        if result.changed:  # counted inside the prune's transaction, after newest_seq was stored
+            session._active_mark = (newest_seq, result.messages_after)
+        return result
     except Exception as exc:
         log.warning("auto-prune of session %r with %s failed: %s", session.id, strategy, exc)
         try:

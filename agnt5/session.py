@@ -105,6 +105,8 @@ class Session:
         self._pending: list[tuple[StateWrite, NewEvent]] = []
         # The newest messages this object has seen, for _repr_html_ on stores without sync reads.
         self._tail: list[Message] = []
+        # (seq, active count) at some moment, for auto_prune's bound on the count (agnt5.pruning).
+        self._active_mark: tuple[int, int] | None = None
 
     # identity and header ----------------------------------------------------------------------
 
@@ -332,7 +334,7 @@ class Session:
         if header.retention.get("auto_prune"):
             from agnt5.pruning import auto_prune
 
-            await auto_prune(self)  # never raises: a failure is logged and recorded as an event
+            await auto_prune(self, out[-1].seq)  # never raises: failures are logged and recorded
         return out
 
     async def history(

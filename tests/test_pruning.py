@@ -165,6 +165,31 @@ async def test_auto_prune_with_hysteresis(store: Store) -> None:
     assert history[1]["role"] == "user"
 
 
+async def test_auto_prune_reads_the_active_count_only_when_it_could_exceed_the_limit(store: Store) -> None:
+    """Two writers alternate on one session: after every append the history is within
+    max_messages, yet the count is read on a small fraction of appends (the seq bound)."""
+    reads = 0
+    get_session = store.get_session
+
+    async def counting_get_session(session_id: str) -> Any:
+        nonlocal reads
+        reads += 1
+        return await get_session(session_id)
+
+    store.get_session = counting_get_session  # type: ignore[method-assign]
+    retention = {"auto_prune": True, "max_messages": 20}
+    writers = [Session("bounded", store=store, retention=retention) for _ in range(2)]
+    for w in writers:
+        await w.save()
+    reads = 0
+    for i in range(120):
+        await writers[i % 2].send_message({"role": "user", "content": f"m{i}"})
+        assert len(await writers[0].history()) <= 20, i
+    prunes = [e for e in await writers[0].events() if e.type == "prune"]
+    assert len(prunes) >= 5  # 120 messages through a window of 20 (pruned to 16 each time)
+    assert reads < 60, reads  # without the bound: one read per append (120)
+
+
 async def test_auto_prune_failure_keeps_the_message_and_is_recorded(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
