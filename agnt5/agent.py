@@ -97,16 +97,6 @@ def _json_object(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _add_usage(a: Usage, b: Usage) -> Usage:
-    cost = None if a.cost is None and b.cost is None else (a.cost or 0.0) + (b.cost or 0.0)
-    return Usage(
-        a.prompt_tokens + b.prompt_tokens,
-        a.completion_tokens + b.completion_tokens,
-        a.total_tokens + b.total_tokens,
-        cost,
-    )
-
-
 # --- conversations: a session, or an agent's own memory ------------------------------------------
 
 
@@ -338,7 +328,7 @@ class Agent:
                 )
             assert response is not None
             run.turns += 1
-            run.usage = _add_usage(run.usage, response.usage)
+            run.usage += response.usage
             assistant = response.message()
             assistant["name"] = self.name
 

@@ -60,6 +60,16 @@ class Usage:
     total_tokens: int = 0
     cost: float | None = None
 
+    def __add__(self, other: Usage) -> Usage:
+        """The usage of both calls (cost unknown only if both are)."""
+        cost = None if self.cost is None and other.cost is None else (self.cost or 0.0) + (other.cost or 0.0)
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+            cost,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ModelResponse:

@@ -301,3 +301,10 @@ def test_profile_registry() -> None:
 
 def test_message_of_empty_response_has_string_content() -> None:
     assert ModelResponse(text="", usage=Usage()).message() == {"role": "assistant", "content": ""}
+
+
+def test_usages_add_up_and_cost_stays_unknown_only_when_both_are() -> None:
+    a, b = Usage(10, 2, 12, None), Usage(5, 1, 6, 0.25)
+    assert a + b == Usage(15, 3, 18, 0.25)
+    assert a + a == Usage(20, 4, 24, None)
+    assert b + b == Usage(10, 2, 12, 0.5)

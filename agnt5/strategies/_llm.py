@@ -95,17 +95,8 @@ async def call(
 
 
 def add_usage(total: Usage | None, more: Usage) -> Usage:
-    from agnt5.models import Usage
-
-    if total is None:
-        return more
-    cost = None if total.cost is None and more.cost is None else (total.cost or 0.0) + (more.cost or 0.0)
-    return Usage(
-        total.prompt_tokens + more.prompt_tokens,
-        total.completion_tokens + more.completion_tokens,
-        total.total_tokens + more.total_tokens,
-        cost,
-    )
+    """`more` added to `total` (None before the first call)."""
+    return more if total is None else total + more
 
 
 def dumps(value: Any) -> str:
