@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agnt5.agent import Agent
 from agnt5.demo.context import APP, MODEL, Demo
 from agnt5.demo.output import show_run, show_state
-from agnt5.demo.support import SPECIALIST_INSTRUCTIONS, issue_refund, lookup_charges
+from agnt5.demo.support import billing_specialist
 from agnt5.memory import Memory
 from agnt5.session import Session
 
@@ -49,14 +48,7 @@ async def follow_up(demo: Demo, memory: Memory) -> Session:
     )
     demo.say(f"a week later, new session {session.id}:")
     show_state(demo, session, "seen from the new session (user and app scopes carry over)")
-    specialist = Agent(
-        "billing_specialist",
-        model=demo.model(),
-        instructions=SPECIALIST_INSTRUCTIONS,
-        tools=[lookup_charges, issue_refund],
-        session=session,
-        memory=memory,
-    )
+    specialist = billing_specialist(session, memory, demo)
     demo.say()
     result = await specialist.run(FOLLOW_UP)
     show_run(demo, result)

@@ -74,9 +74,9 @@ async def issue_refund(charge_id: str, reason: str, ctx: RunContext) -> dict[str
     return {**refund, "status": "succeeded", "arrives_in": "5-10 business days"}
 
 
-def agents(session: Session, memory: Memory, demo: Demo) -> tuple[Agent, Agent]:
-    """The router and the billing specialist it can hand off to, on one shared session."""
-    specialist = Agent(
+def billing_specialist(session: Session, memory: Memory, demo: Demo) -> Agent:
+    """The agent that looks up charges, refunds, and remembers the customer's preferences."""
+    return Agent(
         "billing_specialist",
         model=demo.model(),
         instructions=SPECIALIST_INSTRUCTIONS,
@@ -84,6 +84,11 @@ def agents(session: Session, memory: Memory, demo: Demo) -> tuple[Agent, Agent]:
         session=session,
         memory=memory,
     )
+
+
+def agents(session: Session, memory: Memory, demo: Demo) -> tuple[Agent, Agent]:
+    """The router and the billing specialist it can hand off to, on one shared session."""
+    specialist = billing_specialist(session, memory, demo)
     router = Agent(
         "router",
         model=demo.model(),
