@@ -8,15 +8,14 @@ message appended while the prune was being planned (an LLM call can take seconds
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agnt5.errors import ImmutableSessionError, PruneConflictError
-from agnt5.messages import iso
 from agnt5.store import _sqlite_counters as counters
+from agnt5.store._rows import dumps, new_entries, prune_event_data
 from agnt5.store.base import AppliedPrune, CutPoint, HistoryStats, PruneWrite, WindowCut
 
 _SYSTEM = "('system', 'developer')"
@@ -57,10 +56,6 @@ ORDER BY m.pos DESC LIMIT 1
 """
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def history_stats(conn: sqlite3.Connection, session_id: str) -> HistoryStats:
     row = conn.execute(_STATS, (session_id,)).fetchone()
     return HistoryStats(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
@@ -98,7 +93,7 @@ def read_scores(conn: sqlite3.Connection, session_id: str, seqs: Sequence[int]) 
     rows = conn.execute(
         "SELECT seq, score FROM message_scores WHERE session_id = ? "
         "AND seq IN (SELECT value FROM json_each(?))",
-        (session_id, _dumps(list(seqs))),
+        (session_id, dumps(list(seqs))),
     )
     return {int(r[0]): float(r[1]) for r in rows}
 
@@ -123,7 +118,7 @@ def apply_prune(conn: sqlite3.Connection, session_id: str, prune: PruneWrite) ->
     counters.settle(conn, session_id)  # exact counters before messages move away from the tail
     now = time.time()
     before = history_stats(conn, session_id)
-    seqs = _dumps(sorted(set(prune.remove_seqs)))
+    seqs = dumps(sorted(set(prune.remove_seqs)))
     chosen = "session_id = :id AND seq IN (SELECT value FROM json_each(:seqs))"
     params = {"id": session_id, "seqs": seqs, "prune": prune.prune_id, "now": now}
     found, last_pos = conn.execute(
@@ -154,25 +149,16 @@ def apply_prune(conn: sqlite3.Connection, session_id: str, prune: PruneWrite) ->
     )
     if prune.scores:
         save_scores(conn, session_id, prune.scores, prune.score_model)
-    after = history_stats(conn, session_id)
-    data = {
-        **prune.event.data,
-        "removed": found,
-        "messages_before": before.messages,
-        "messages_after": after.messages,
-        "tokens_before": before.tokens,
-        "tokens_after": after.tokens,
-        "summary_seq": summary_seq,
-    }
+    applied = AppliedPrune(found, before, history_stats(conn, session_id), summary_seq)
     event_id = conn.execute(
         "UPDATE sessions SET next_event = next_event + 1 WHERE id = ? RETURNING next_event - 1",
         (session_id,),
     ).fetchone()[0]
     conn.execute(
         "INSERT INTO events (session_id, id, created_at, type, data) VALUES (?, ?, ?, ?, ?)",
-        (session_id, event_id, now, prune.event.type, _dumps(data)),
+        (session_id, event_id, now, prune.event.type, dumps(prune_event_data(prune, applied))),
     )
-    return AppliedPrune(found, before, after, summary_seq)
+    return applied
 
 
 def _insert_summary(
@@ -196,10 +182,9 @@ def _insert_summary(
         "RETURNING next_seq - 1, next_event - 1",
         (session_id,),
     ).fetchone()
-    entry = {**summary.body, "id": summary.id, "timestamp": iso(now), "metadata": summary.metadata}
     conn.execute(
         "INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, entry) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (session_id, pos, seq, event_id, now, summary.tokens, _dumps(entry)),
+        (session_id, pos, seq, event_id, now, summary.tokens, dumps(new_entries([summary], now)[0])),
     )
     return int(seq)

@@ -6,10 +6,11 @@ import base64
 import json
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from agnt5.messages import Message, iso, stored_message
-from agnt5.store.base import NewMessage, SessionHeader
+from agnt5.store.base import AppliedPrune, Event, NewMessage, PruneWrite, SessionHeader
 
 SESSION_COLUMNS = (
     "id, app_name, user_id, metadata, retention, created_at, updated_at, expires_at, active_count"
@@ -65,6 +66,29 @@ def header_from_row(r: Sequence[Any]) -> SessionHeader:
         expires_at=r[7],
         message_count=int(r[8]),
     )
+
+
+def event_from_row(r: Sequence[Any], session_id: str) -> Event:
+    """An Event from a row of (id, created_at, type, data, seq, tokens, message id, role): `data`
+    is NULL for a `message_appended` event, which its message row carries."""
+    if r[3] is None:
+        data = {"message_id": r[6], "seq": int(r[4]), "role": r[7], "tokens": int(r[5])}
+    else:
+        data = json.loads(r[3])
+    return Event(int(r[0]), session_id, r[2], datetime.fromtimestamp(r[1], UTC), data)
+
+
+def prune_event_data(prune: PruneWrite, applied: AppliedPrune) -> dict[str, Any]:
+    """What a `prune` event records: the plan's data and what the prune changed."""
+    return {
+        **prune.event.data,
+        "removed": applied.removed,
+        "messages_before": applied.before.messages,
+        "messages_after": applied.after.messages,
+        "tokens_before": applied.before.tokens,
+        "tokens_after": applied.after.tokens,
+        "summary_seq": applied.summary_seq,
+    }
 
 
 def tombstone(entry: dict[str, Any], seq: int, tokens: int, pruned_by: str) -> Message:

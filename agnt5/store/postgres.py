@@ -56,7 +56,6 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -70,15 +69,17 @@ from agnt5.errors import (
     StoreConnectionLostError,
     StoreError,
 )
-from agnt5.messages import Message, iso, stored_message
+from agnt5.messages import Message, stored_message
 from agnt5.store._rows import (
     SESSION_COLUMNS,
     decode_cursor,
     dumps,
     encode_cursor,
+    event_from_row,
     header_from_row,
     loads,
     new_entries,
+    prune_event_data,
     tombstone,
 )
 from agnt5.store._rows import (
@@ -679,14 +680,7 @@ class PostgresStore:
             sql += f" LIMIT ${len(params)}"
 
         async def run(conn: asyncpg.Connection) -> list[Event]:
-            out = []
-            for r in await conn.fetch(sql, *params):
-                if r[3] is None:
-                    data = {"message_id": r[6], "seq": int(r[4]), "role": r[7], "tokens": int(r[5])}
-                else:
-                    data = json.loads(r[3])
-                out.append(Event(int(r[0]), session_id, r[2], datetime.fromtimestamp(r[1], UTC), data))
-            return out
+            return [event_from_row(r, session_id) for r in await conn.fetch(sql, *params)]
 
         return await self._read(run, "reading events")
 
@@ -1266,16 +1260,7 @@ async def _apply_prune(conn: asyncpg.Connection, session_id: str, prune: PruneWr
     )
     if prune.scores:
         await _save_scores(conn, session_id, prune.scores, prune.score_model)
-    after = await _history_stats(conn, session_id)
-    data = {
-        **prune.event.data,
-        "removed": found,
-        "messages_before": before.messages,
-        "messages_after": after.messages,
-        "tokens_before": before.tokens,
-        "tokens_after": after.tokens,
-        "summary_seq": summary_seq,
-    }
+    applied = AppliedPrune(found, before, await _history_stats(conn, session_id), summary_seq)
     event_id = await conn.fetchval(
         "UPDATE sessions SET next_event = next_event + 1 WHERE id = $1 RETURNING next_event - 1", session_id
     )
@@ -1285,9 +1270,9 @@ async def _apply_prune(conn: asyncpg.Connection, session_id: str, prune: PruneWr
         event_id,
         now,
         prune.event.type,
-        dumps(data),
+        dumps(prune_event_data(prune, applied)),
     )
-    return AppliedPrune(found, before, after, summary_seq)
+    return applied
 
 
 async def _insert_summary(
@@ -1310,7 +1295,6 @@ async def _insert_summary(
         session_id,
     )
     seq, event_id = int(row[0]), int(row[1])
-    entry = {**summary.body, "id": summary.id, "timestamp": iso(now), "metadata": summary.metadata}
     await conn.execute(
         "INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, role, entry) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1321,6 +1305,6 @@ async def _insert_summary(
         now,
         summary.tokens,
         str(summary.body["role"]),
-        dumps(entry),
+        dumps(new_entries([summary], now)[0]),
     )
     return seq

@@ -17,7 +17,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +30,7 @@ from agnt5.store._rows import (
     decode_cursor,
     dumps,
     encode_cursor,
+    event_from_row,
     header_from_row,
     loads,
     new_entries,
@@ -540,14 +540,7 @@ class SqliteStore:
         params = {"id": session_id, "since": since, "limit": limit}
 
         def run(conn: sqlite3.Connection) -> list[Event]:
-            out = []
-            for r in conn.execute(sql, params):
-                if r[3] is None:
-                    data = {"message_id": r[6], "seq": r[4], "role": r[7], "tokens": r[5]}
-                else:
-                    data = json.loads(r[3])
-                out.append(Event(r[0], session_id, r[2], datetime.fromtimestamp(r[1], UTC), data))
-            return out
+            return [event_from_row(r, session_id) for r in conn.execute(sql, params)]
 
         return await self._call(run)
 
