@@ -19,40 +19,40 @@ from typing import NamedTuple
 
 from agnt5.store._rows import SESSION_COLUMNS
 
-_NEWEST_MESSAGE = "SELECT {columns} FROM messages WHERE session_id = {id} ORDER BY pos DESC LIMIT 1"
+_NEWEST_MESSAGE = "SELECT {column} FROM messages WHERE session_id = {id} ORDER BY pos DESC LIMIT 1"
+
+
+def _next_seq(floor: str, id: str) -> str:
+    """SQL for session `id`'s next seq, given SQL for its settled floor."""
+    newest = _NEWEST_MESSAGE.format(column="seq", id=id)
+    return f"max({floor}, coalesce(({newest}) + 1, 0))"
+
+
+def _next_event(floor: str, id: str) -> str:
+    """SQL for session `id`'s next event id, given SQL for its settled floor."""
+    newest = _NEWEST_MESSAGE.format(column="event_id", id=id)
+    last = f"SELECT MAX(id) FROM events WHERE session_id = {id}"
+    return f"max({floor}, coalesce(({newest}) + 1, 0), coalesce(({last}) + 1, 0))"
+
 
 _COUNTERS = f"""
-SELECT s.next_seq, s.next_event, s.updated_at, m.seq, m.event_id,
-       (SELECT MAX(id) FROM events WHERE session_id = ?1)
-FROM sessions s LEFT JOIN ({_NEWEST_MESSAGE.format(columns="seq, event_id", id="?1")}) m
-WHERE s.id = ?1
+SELECT {_next_seq("next_seq", "?1")}, {_next_event("next_event", "?1")}, updated_at, next_seq
+FROM sessions WHERE id = ?1
 """
 
-_NEXT_SEQ = (
-    "max((SELECT next_seq FROM sessions WHERE id = ?1), coalesce(("
-    + _NEWEST_MESSAGE.format(columns="seq", id="?1")
-    + ") + 1, 0))"
-)
-_NEXT_EVENT = (
-    "max((SELECT next_event FROM sessions WHERE id = ?1), coalesce(("
-    + _NEWEST_MESSAGE.format(columns="event_id", id="?1")
-    + ") + 1, 0), coalesce((SELECT MAX(id) FROM events WHERE session_id = ?1) + 1, 0))"
-)
 # One message appended by one autocommitted statement, if its seq is ?5 (what the caller expects
 # from its last append): the row count says whether it was, with no RETURNING (a fifth of the
 # statement's cost) and no FROM reading the table written (which would need a temporary copy).
 # Nothing is inserted when another writer moved the session on, or it does not exist.
 APPEND_ONE_AS = f"""
 INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, entry)
-SELECT ?1, ?5, ?5, {_NEXT_EVENT}, ?2, ?3, ?4 WHERE ?5 = {_NEXT_SEQ}
+SELECT ?1, ?5, ?5, {_next_event("(SELECT next_event FROM sessions WHERE id = ?1)", "?1")}, ?2, ?3, ?4
+WHERE ?5 = {_next_seq("(SELECT next_seq FROM sessions WHERE id = ?1)", "?1")}
 """
 
-# SESSION_COLUMNS with the active count derived as above.
+# SESSION_COLUMNS with the active count derived: the settled count plus the seqs appended since.
 SESSION_COLUMNS_SQL = SESSION_COLUMNS.replace(
-    "active_count",
-    "active_count + max(0, coalesce(("
-    + _NEWEST_MESSAGE.format(columns="seq", id="sessions.id")
-    + ") + 1, 0) - next_seq)",
+    "active_count", f"active_count + {_next_seq('next_seq', 'sessions.id')} - next_seq"
 )
 
 
@@ -68,16 +68,7 @@ class Counters(NamedTuple):
 def read(conn: sqlite3.Connection, session_id: str) -> Counters | None:
     """The session's next message seq and event id (None if the session does not exist)."""
     row = conn.execute(_COUNTERS, (session_id,)).fetchone()
-    if row is None:
-        return None
-    next_seq, next_event, updated_at, message_seq, message_event, last_event = row
-    floor_seq = next_seq
-    if message_seq is not None:
-        next_seq = max(next_seq, message_seq + 1)
-        next_event = max(next_event, message_event + 1)
-    if last_event is not None:
-        next_event = max(next_event, last_event + 1)
-    return Counters(next_seq, next_event, updated_at, floor_seq)
+    return None if row is None else Counters(*row)
 
 
 def settle(conn: sqlite3.Connection, session_id: str) -> None:
