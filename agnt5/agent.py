@@ -29,7 +29,7 @@ from agnt5.agent_events import (
     ToolResultEvent,
 )
 from agnt5.blocks import fit_to_budget
-from agnt5.errors import MaxTurnsExceeded, OutputValidationError
+from agnt5.errors import InvalidInputError, InvalidTypeError, MaxTurnsExceeded, OutputValidationError
 from agnt5.messages import Message, to_provider_messages, validate_message
 from agnt5.models import LanguageModel, ModelResponse, ResponseComplete, ToolCall, Usage
 from agnt5.models import TextDelta as ModelTextDelta
@@ -189,15 +189,15 @@ class Agent:
         memory: Any = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise ValueError(
+            raise InvalidInputError(
                 f"agent name must be 1-64 letters, digits, '_' or '-' (it names tools and messages), got {name!r}"
             )
         if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-            raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}")
+            raise InvalidInputError(f"max_turns must be a positive integer, got {max_turns!r}")
         if output_type is not None and not (
             isinstance(output_type, type) and issubclass(output_type, pydantic.BaseModel)
         ):
-            raise TypeError(f"output_type must be a pydantic BaseModel subclass, got {output_type!r}")
+            raise InvalidTypeError(f"output_type must be a pydantic BaseModel subclass, got {output_type!r}")
         self.name = name
         self.model = model if isinstance(model, LanguageModel) else LanguageModel(model)
         self.instructions = instructions
@@ -215,7 +215,9 @@ class Agent:
         names = [t.name for t in self.tools] + [_handoff_tool_name(a) for a in self.handoffs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"agent {name!r} has several tools named {', '.join(duplicates)}; rename one")
+            raise InvalidInputError(
+                f"agent {name!r} has several tools named {', '.join(duplicates)}; rename one"
+            )
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r}, model={self.model.model!r})"
@@ -513,10 +515,10 @@ def _input_messages(
         messages: list[Mapping[str, Any]] = []
         for item in input:
             if not isinstance(item, Mapping):
-                raise TypeError(f"agent input lists hold message dicts, got {type(item).__name__}")
+                raise InvalidTypeError(f"agent input lists hold message dicts, got {type(item).__name__}")
             messages.append(item)
         return messages
-    raise TypeError(
+    raise InvalidTypeError(
         f"agent input must be a string, a message dict or a list of them, got {type(input).__name__}"
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
+from agnt5.errors import InvalidInputError
 from agnt5.store.base import Store
 from agnt5.store.url import DEFAULT_DATABASE_URL, open_store
 
@@ -22,7 +23,7 @@ def configure(*, database_url: str | None = None, store: Store | None = None) ->
     """
     global _database_url, _store
     if database_url is not None and store is not None:
-        raise ValueError("pass database_url or store, not both")
+        raise InvalidInputError("pass database_url or store, not both")
     with _lock:
         if database_url is not None:
             candidate = open_store(database_url)  # validates the URL before replacing anything

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agnt5.config import default_store
+from agnt5.errors import InvalidInputError, InvalidTypeError, UpdateConflictError
 from agnt5.messages import ensure_json
 from agnt5.store.base import Store
 
@@ -24,7 +25,7 @@ class Entity:
 
     def __init__(self, name: str, *, store: Store | None = None) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError("Entity name must be a non-empty string")
+            raise InvalidInputError("Entity name must be a non-empty string")
         self.name = name
         self._store = store
 
@@ -77,10 +78,14 @@ class Entity:
                 return new
             # Lost a race: back off a little (jittered) so contending writers spread out.
             await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 20)))
-        raise RuntimeError(f"Entity {self.name!r} key {key!r}: update kept conflicting; giving up")
+        raise UpdateConflictError(
+            f"Entity {self.name!r} key {key!r}: update lost the race to other writers "
+            f"{_MAX_UPDATE_ATTEMPTS} times in a row; nothing was written. Retry later, or have fewer "
+            "writers update this key at once"
+        )
 
 
 def _key(key: Any) -> str:
     if not isinstance(key, str):
-        raise TypeError(f"Entity keys are strings, got {type(key).__name__}")
+        raise InvalidTypeError(f"Entity keys are strings, got {type(key).__name__}")
     return key

@@ -13,10 +13,39 @@ class Agnt5Error(Exception):
     """Base class of every agnt5 error."""
 
 
+# --- bad input -----------------------------------------------------------------------------------
+
+
+class InvalidInputError(Agnt5Error, ValueError):
+    """An argument has a bad value (empty id, negative limit, NaN, unknown format...); also a
+    ValueError. Nothing was stored. `field` names the argument when known."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class InvalidTypeError(InvalidInputError, TypeError):
+    """An argument has the wrong type (a non-string key, a set as a JSON value...); also a
+    TypeError (and a ValueError, as every input error)."""
+
+
+class InputTooLargeError(InvalidInputError):
+    """A value is over a documented size limit (message or state value bytes, nesting depth).
+
+    `limit` is the limit that applies and `size` what was given; the message says how to raise it.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, limit: int, size: int) -> None:
+        self.limit = limit
+        self.size = size
+        super().__init__(message, field=field)
+
+
 # --- configuration and storage -------------------------------------------------------------------
 
 
-class ConfigurationError(Agnt5Error, ValueError):
+class ConfigurationError(InvalidInputError):
     """A setting (database URL, model name, environment variable) is invalid."""
 
 
@@ -26,6 +55,20 @@ class StoreError(Agnt5Error):
 
 class SchemaVersionError(StoreError):
     """The database was written by a newer agnt5 whose schema this version does not know."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """A write was refused because the database is read-only (file permissions, read-only
+    filesystem, or a store opened read-only)."""
+
+
+class DatabaseNotFoundError(StoreError):
+    """A read-only command named a database file that does not exist (nothing was created)."""
+
+
+class UpdateConflictError(StoreError):
+    """`Entity.update` kept losing the race to other writers and gave up; nothing was written.
+    Retry later, or reduce the number of writers updating that key at once."""
 
 
 class StoreConnectionError(StoreError):
@@ -63,7 +106,7 @@ class SessionNotFoundError(SessionError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class SessionConflictError(SessionError, ValueError):
+class SessionConflictError(SessionError, InvalidInputError):
     """A Session object disagrees with the stored session of the same id (app or user)."""
 
 
@@ -71,20 +114,19 @@ class ImmutableSessionError(SessionError):
     """The session's retention policy makes it immutable: it cannot be pruned, cleared or deleted."""
 
 
-class MessageValidationError(SessionError, ValueError):
+class MessageValidationError(SessionError, InvalidInputError):
     """A message is malformed; `field` names the offending field (dotted path)."""
 
     def __init__(self, field: str, problem: str) -> None:
-        self.field = field
         self.problem = problem
-        super().__init__(f"invalid message: {field}: {problem}")
+        super().__init__(f"invalid message: {field}: {problem}", field=field)
 
 
-class StateScopeError(SessionError, ValueError):
+class StateScopeError(SessionError, InvalidInputError):
     """An unknown state scope, or `user` scope on a session that has no user_id."""
 
 
-class RetentionPolicyError(SessionError, ValueError):
+class RetentionPolicyError(SessionError, InvalidInputError):
     """A retention policy has an unknown key or an invalid value."""
 
 
@@ -128,6 +170,25 @@ class ProviderError(ModelError):
     """The provider failed (5xx, malformed or truncated response, connection error)."""
 
 
+class ResponseParseError(ModelError):
+    """The provider answered (HTTP 200) but litellm could not parse the response locally.
+
+    Never retried (a retry is billed and fails the same way); `litellm_version` says which
+    litellm failed — upgrading it, or reporting the response, is the way out.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        litellm_version: str | None = None,
+    ) -> None:
+        self.litellm_version = litellm_version
+        super().__init__(message, model=model, provider=provider, status_code=200)
+
+
 class NetworkDisabledError(ModelError):
     """A real model request was attempted while network access is disabled (tests, offline mode)."""
 
@@ -156,11 +217,54 @@ class MaxTurnsExceeded(AgentError):
         super().__init__(message)
 
 
+class UsageLimitExceeded(AgentError):
+    """A run reached one of its `UsageLimits`; `limit` names it (e.g. "input_tokens"), `value` is
+    the limit, `actual` what the run used or would have used; `partial` holds the run so far."""
+
+    def __init__(self, message: str, *, limit: str, value: float, actual: float, partial: Any = None) -> None:
+        self.limit = limit
+        self.value = value
+        self.actual = actual
+        self.partial = partial
+        super().__init__(message)
+
+
+class GuardrailTripped(AgentError):
+    """A guardrail stopped the run: `guardrail` names it, `kind` is "input" or "output",
+    `reason` says why and `info` carries what the guardrail returned."""
+
+    def __init__(self, message: str, *, guardrail: str, kind: str, reason: str, info: Any = None) -> None:
+        self.guardrail = guardrail
+        self.kind = kind
+        self.reason = reason
+        self.info = info
+        super().__init__(message)
+
+
+class HookError(AgentError):
+    """A lifecycle hook raised; `hook` names it and `__cause__` is the original exception. What
+    the run had stored stays consistent (no tool call without its result)."""
+
+    def __init__(self, message: str, *, hook: str) -> None:
+        self.hook = hook
+        super().__init__(message)
+
+
+class InstructionsError(AgentError, InvalidInputError):
+    """Instructions could not be rendered: a required `{key}` placeholder has no state value
+    (`key`, `scope` say which), or an instructions callable failed or returned a non-string."""
+
+    def __init__(self, message: str, *, key: str | None = None, scope: str | None = None) -> None:
+        self.key = key
+        self.scope = scope
+        super().__init__(message, field=key)
+
+
 class OutputValidationError(AgentError, ValueError):
     """The model's structured output did not validate against `output_type`, even after one retry."""
 
 
-class ToolDefinitionError(AgentError, TypeError):
+class ToolDefinitionError(AgentError, InvalidTypeError):
     """A function cannot be used as a tool (unsupported signature or annotation)."""
 
 
@@ -171,11 +275,11 @@ class PruneError(SessionError):
     """A prune could not be applied; the history is unchanged."""
 
 
-class StrategyError(PruneError, ValueError):
+class StrategyError(PruneError, InvalidInputError):
     """Unknown strategy name or invalid strategy parameters."""
 
 
-class TokenBudgetError(PruneError, ValueError):
+class TokenBudgetError(PruneError, InvalidInputError):
     """The protected messages alone (system prompt, newest turn) exceed the token budget."""
 
 
@@ -210,17 +314,16 @@ class EmbeddingError(MemoryError_):
         super().__init__(message)
 
 
-class MemoryValidationError(MemoryError_, ValueError):
+class MemoryValidationError(MemoryError_, InvalidInputError):
     """Bad input to Memory (empty key or content, bad metadata, limit or query); nothing was stored.
 
     `field` names the offending argument.
     """
 
     def __init__(self, field: str, problem: str) -> None:
-        self.field = field
         self.problem = problem
-        super().__init__(f"invalid memory {field}: {problem}")
+        super().__init__(f"invalid memory {field}: {problem}", field=field)
 
 
-class MemoryTypeError(MemoryValidationError, TypeError):
+class MemoryTypeError(MemoryValidationError, InvalidTypeError):
     """An argument to Memory has the wrong type (e.g. non-string content); also a TypeError."""

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from agnt5 import _litellm
 from agnt5.config import default_store
-from agnt5.errors import EmbeddingError, ModelError, StoreError
+from agnt5.errors import EmbeddingError, InvalidInputError, ModelError, StoreError
 from agnt5.memory import (
     Keys,
     MemoryItem,
@@ -146,14 +146,14 @@ class VectorMemoryService:
     ) -> None:
         model = embedding_model or default_embedding_model()
         if not isinstance(model, str) or not model.strip():
-            raise ValueError("embedding_model must be a non-empty litellm model name")
+            raise InvalidInputError("embedding_model must be a non-empty litellm model name")
         if dimensions is not None and (
             isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
         ):
-            raise ValueError(f"dimensions must be a positive int or None, got {dimensions!r}")
+            raise InvalidInputError(f"dimensions must be a positive int or None, got {dimensions!r}")
         for name, value in (("batch_size", batch_size), ("max_concurrency", max_concurrency)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
         self.embedding_model = model
         self.dimensions = dimensions
         self.batch_size = batch_size

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from agnt5.errors import MessageValidationError
+from agnt5.errors import InvalidTypeError, MessageValidationError
 
 ROLES = ("system", "user", "assistant", "tool")
 PROVIDER_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
@@ -256,7 +256,9 @@ def ensure_json(value: Any, where: str) -> None:
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise TypeError(f"{where}: {value!r} is not JSON serialisable (NaN and infinity are not JSON)")
+            raise InvalidTypeError(
+                f"{where}: {value!r} is not JSON serialisable (NaN and infinity are not JSON)"
+            )
         return
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
@@ -265,12 +267,12 @@ def ensure_json(value: Any, where: str) -> None:
     if isinstance(value, Mapping):
         for k, item in value.items():
             if not isinstance(k, str):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"{where}: dict key {k!r} is a {type(k).__name__}; JSON object keys must be strings"
                 )
             ensure_json(item, f"{where}[{k!r}]")
         return
-    raise TypeError(f"{where}: value of type {type(value).__name__} is not JSON serialisable")
+    raise InvalidTypeError(f"{where}: value of type {type(value).__name__} is not JSON serialisable")
 
 
 def ensure_metadata(metadata: Any, where: str = "metadata") -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agnt5.errors import RetentionPolicyError
+from agnt5.errors import InvalidInputError, RetentionPolicyError
 
 STRATEGY_NAMES = ("sliding_window", "keep_important", "summarize_old")
 
@@ -37,7 +37,7 @@ class RetentionPolicy(BaseModel):
     def _known_strategy(cls, value: str | None) -> str | None:
         if value is None or value in STRATEGY_NAMES or re.fullmatch(r"keep_last_[1-9][0-9]*", value):
             return value
-        raise ValueError(
+        raise InvalidInputError(
             f"unknown prune strategy {value!r}; accepted: keep_last_<N>, {', '.join(STRATEGY_NAMES)}"
         )
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from agnt5.config import default_model, default_store
 from agnt5.errors import (
     ImmutableSessionError,
+    InvalidInputError,
+    InvalidTypeError,
     SessionConflictError,
     SessionNotFoundError,
     StateScopeError,
@@ -90,7 +92,7 @@ class Session:
             id = f"session-{uuid.uuid4().hex}"
         for arg, value in (("id", id), ("app_name", app_name), ("user_id", user_id)):
             if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"Session {arg} must be a non-empty string, got {value!r}")
+                raise InvalidInputError(f"Session {arg} must be a non-empty string, got {value!r}")
         self.id: str = id
         self._app_name = app_name
         self._user_id = user_id
@@ -278,7 +280,7 @@ class Session:
     ) -> SessionPage:
         """Stored sessions, most recently updated first, `limit` per page; pass `page.next_cursor` on."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+            raise InvalidInputError(f"limit must be a positive integer, got {limit!r}")
         return await (store or default_store()).list_sessions(app_name, user_id, limit, cursor)
 
     async def delete(self) -> None:
@@ -306,7 +308,7 @@ class Session:
     ) -> builtins.list[Message]:
         """Append several messages in one transaction: all are stored, or none (on any invalid one)."""
         if isinstance(messages, Mapping):
-            raise TypeError("send_messages takes a list of messages; use send_message for one")
+            raise InvalidTypeError("send_messages takes a list of messages; use send_message for one")
         meta = ensure_metadata(metadata)
         return await self._append([(m, meta) for m in messages], ())
 
@@ -346,7 +348,7 @@ class Session:
         adds the tombstones of pruned messages (their metadata, without content).
         """
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise ValueError(f"limit must be None or a non-negative integer, got {limit!r}")
+            raise InvalidInputError(f"limit must be None or a non-negative integer, got {limit!r}")
         if limit == 0:
             return []
         await self._ensure()
@@ -419,7 +421,7 @@ class Session:
 
     def _write_state(self, key: str, scope: str, value: Any, *, delete: bool) -> None:
         if not isinstance(key, str) or not key:
-            raise TypeError(f"state keys are non-empty strings, got {key!r}")
+            raise InvalidTypeError(f"state keys are non-empty strings, got {key!r}")
         if not delete:
             ensure_json(value, f"state key {key!r}")
         if scope == "temp":
@@ -476,7 +478,7 @@ class Session:
     async def record_event(self, type: str, data: Mapping[str, Any] | None = None) -> None:
         """Append an event of your own to the session's audit trail."""
         if not isinstance(type, str) or not type:
-            raise ValueError("event type must be a non-empty string")
+            raise InvalidInputError("event type must be a non-empty string")
         payload = dict(data or {})
         ensure_json(payload, f"event {type!r} data")
         header = await self._ensure()
@@ -492,7 +494,7 @@ class Session:
         runs, tool calls and handoffs; they survive pruning.
         """
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise ValueError(f"limit must be None or a non-negative integer, got {limit!r}")
+            raise InvalidInputError(f"limit must be None or a non-negative integer, got {limit!r}")
         await self._ensure()
         return await self.store.read_events(self.id, _timestamp(since), limit)
 
@@ -503,7 +505,9 @@ class Session:
         Pruned messages appear with `"pruned": true` and no content unless `include_pruned=False`.
         """
         if format not in EXPORT_FORMATS:
-            raise ValueError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
+            raise InvalidInputError(
+                f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}"
+            )
         header = await self._ensure()
         rows = await self.store.read_messages(self.id, None, include_pruned)
         lines = [_export_record(r) for r in rows]
@@ -594,7 +598,7 @@ def _timestamp(since: str | date | datetime | None) -> float | None:
         try:
             since = datetime.fromisoformat(since)
         except ValueError as exc:
-            raise ValueError(
+            raise InvalidInputError(
                 f"since={since!r} is not an ISO date or datetime (e.g. '2024-01-01' or '2024-01-01T12:00:00Z')"
             ) from exc
     if isinstance(since, datetime):
@@ -604,4 +608,4 @@ def _timestamp(since: str | date | datetime | None) -> float | None:
         return moment.timestamp() - 1e-6
     if isinstance(since, date):
         return datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp()
-    raise TypeError(f"since must be an ISO string, a date or a datetime, got {type(since).__name__}")
+    raise InvalidTypeError(f"since must be an ISO string, a date or a datetime, got {type(since).__name__}")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from agnt5.errors import InvalidInputError
 from agnt5.messages import Message, iso, stored_message
 from agnt5.store.base import AppliedPrune, Event, NewMessage, PruneWrite, SessionHeader
 
@@ -109,4 +110,6 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         updated_at, session_id = json.loads(base64.urlsafe_b64decode(padded))
         return float(updated_at), str(session_id)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"invalid cursor {cursor!r}: pass back the next_cursor of a previous page") from exc
+        raise InvalidInputError(
+            f"invalid cursor {cursor!r}: pass back the next_cursor of a previous page"
+        ) from exc
