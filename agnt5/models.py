@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from agnt5 import _litellm, errors, tokens
 from agnt5.messages import to_provider_messages
 from agnt5.providers import ProviderProfile, profile_for
+from agnt5.usage import Usage as Usage  # re-exported: Usage lived here first
 
 if TYPE_CHECKING:
     from agnt5.tools import Tool
@@ -49,26 +50,6 @@ class ToolCall:
             "type": "function",
             "function": {"name": self.name, "arguments": self.arguments},
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token usage of one call; `cost` in USD when litellm's price map knows the model."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    cost: float | None = None
-
-    def __add__(self, other: Usage) -> Usage:
-        """The usage of both calls (cost unknown only if both are)."""
-        cost = None if self.cost is None and other.cost is None else (self.cost or 0.0) + (other.cost or 0.0)
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.total_tokens + other.total_tokens,
-            cost,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,11 +274,14 @@ def _int(value: Any) -> int:
 
 def _usage(raw_usage: Any, model: str, raw_response: Any = None) -> Usage:
     if raw_usage is None:
-        return Usage()
+        return Usage(requests=1)
     prompt = _int(_get(raw_usage, "prompt_tokens"))
     completion = _int(_get(raw_usage, "completion_tokens"))
     total = _int(_get(raw_usage, "total_tokens")) or prompt + completion
-    return Usage(prompt, completion, total, _cost(raw_usage, model, prompt, completion, raw_response))
+    details = _get(raw_usage, "prompt_tokens_details")
+    cached = _int(_get(details, "cached_tokens")) if details is not None else 0
+    cost = _cost(raw_usage, model, prompt, completion, raw_response)
+    return Usage(prompt, completion, total, cost, requests=1, cached_tokens=cached)
 
 
 def _cost(raw_usage: Any, model: str, prompt: int, completion: int, raw_response: Any) -> float | None:

@@ -172,4 +172,4 @@ class ScriptedModel(LanguageModel):
 
 
 def _usage(prompt: int, completion: int) -> Usage:
-    return Usage(prompt, completion, prompt + completion, 0.0)
+    return Usage(prompt, completion, prompt + completion, 0.0, requests=1)
