@@ -24,7 +24,8 @@ _LAZY = {
     "LanguageModel": "agnt5.models",
     "tool": "agnt5.tools",
     "Tool": "agnt5.tools",
-    "RunContext": "agnt5.tools",
+    "RunContext": "agnt5.run_context",
+    "Usage": "agnt5.usage",
     "Agent": "agnt5.agent",
     "AgentResult": "agnt5.agent",
     "Memory": "agnt5.memory",
@@ -35,18 +36,27 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from agnt5.agent import Agent, AgentResult
-    from agnt5.config import configure
-    from agnt5.entity import Entity
-    from agnt5.memory import Memory, MemoryResult, memory_tools
-    from agnt5.memory_keyword import InMemoryMemoryService
-    from agnt5.memory_vector import VectorMemoryService
-    from agnt5.messages import Message, to_provider_messages
-    from agnt5.models import LanguageModel
-    from agnt5.session import Session, purge_expired
-    from agnt5.store.base import Event
-    from agnt5.tokens import count_tokens
-    from agnt5.tools import RunContext, Tool, tool
+    # `X as X`: explicit re-exports, so `from agnt5 import Session` passes `mypy --strict` in user code.
+    from agnt5.agent import Agent as Agent
+    from agnt5.agent import AgentResult as AgentResult
+    from agnt5.config import configure as configure
+    from agnt5.entity import Entity as Entity
+    from agnt5.memory import Memory as Memory
+    from agnt5.memory import MemoryResult as MemoryResult
+    from agnt5.memory import memory_tools as memory_tools
+    from agnt5.memory_keyword import InMemoryMemoryService as InMemoryMemoryService
+    from agnt5.memory_vector import VectorMemoryService as VectorMemoryService
+    from agnt5.messages import Message as Message
+    from agnt5.messages import to_provider_messages as to_provider_messages
+    from agnt5.models import LanguageModel as LanguageModel
+    from agnt5.run_context import RunContext as RunContext
+    from agnt5.session import Session as Session
+    from agnt5.session import purge_expired as purge_expired
+    from agnt5.store.base import Event as Event
+    from agnt5.tokens import count_tokens as count_tokens
+    from agnt5.tools import Tool as Tool
+    from agnt5.tools import tool as tool
+    from agnt5.usage import Usage as Usage
 
 
 def __getattr__(name: str) -> Any:
