@@ -16,16 +16,22 @@ import typing
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
 import pydantic
 import pydantic_core
 from pydantic.fields import FieldInfo
+from typing_extensions import ParamSpec, TypeVar
 
 from agnt5.errors import ToolDefinitionError
 
 if TYPE_CHECKING:
     from agnt5.session import Session
+
+P = ParamSpec("P", default=...)
+"""A tool function's parameters (so calling a `@tool` function directly stays type-checked)."""
+R = TypeVar("R", default=Any)
+"""A tool function's return type."""
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SECTION_RE = re.compile(
@@ -162,12 +168,15 @@ def _validation_message(error: pydantic.ValidationError) -> str:
 # --- Tool ----------------------------------------------------------------------------------------
 
 
-class Tool:
-    """A function the model can call: name, description, JSON schema, validation and invocation."""
+class Tool(Generic[P, R]):
+    """A function the model can call: name, description, JSON schema, validation and invocation.
+
+    Generic over the function's parameters and return type (a bare `Tool` is `Tool[..., Any]`).
+    """
 
     def __init__(
         self,
-        function: Callable[..., Any],
+        function: Callable[P, R],
         *,
         name: str,
         description: str,
@@ -175,7 +184,7 @@ class Tool:
         context_param: str | None = None,
         positional: tuple[str, ...] = (),
     ) -> None:
-        self.function = function
+        self.function: Callable[..., Any] = function
         self.name = name
         self.description = description
         self.args_model = args_model
@@ -187,11 +196,11 @@ class Tool:
     @classmethod
     def from_function(
         cls,
-        function: Callable[..., Any],
+        function: Callable[P, R],
         *,
         name: str | None = None,
         description: str | None = None,
-    ) -> Tool:
+    ) -> Tool[P, R]:
         """Build a Tool from a sync or async function's signature, type hints and docstring."""
         if isinstance(function, Tool):
             return function
@@ -275,9 +284,9 @@ class Tool:
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the underlying function directly (no validation), so decorated functions stay usable."""
-        return self.function(*args, **kwargs)
+        return cast(R, self.function(*args, **kwargs))
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI tool definition: {"type": "function", "function": {name, description, parameters}}."""
@@ -334,13 +343,13 @@ def _serialise(value: Any) -> str:
 
 
 @overload
-def tool(function: Callable[..., Any], /) -> Tool: ...
+def tool(function: Callable[P, R], /) -> Tool[P, R]: ...
 
 
 @overload
 def tool(
     *, name: str | None = None, description: str | None = None
-) -> Callable[[Callable[..., Any]], Tool]: ...
+) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
 def tool(
@@ -349,12 +358,16 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Make a function a Tool: `@tool` or `@tool(name="...", description="...")`."""
+) -> Tool[..., Any] | Callable[[Callable[..., Any]], Tool[..., Any]]:
+    """Make a function a Tool: `@tool` or `@tool(name="...", description="...")`.
+
+    The Tool keeps the function's signature for type checkers: `add(1, 2)` on a `@tool` function is
+    checked like the function itself.
+    """
     if function is not None:
         return Tool.from_function(function, name=name, description=description)
 
-    def decorate(func: Callable[..., Any]) -> Tool:
+    def decorate(func: Callable[..., Any]) -> Tool[..., Any]:
         return Tool.from_function(func, name=name, description=description)
 
     return decorate
