@@ -57,7 +57,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from agnt5.errors import (
     ConfigurationError,
@@ -151,6 +151,16 @@ def split_url(url: str) -> tuple[str, str | None]:
     return dsn, schema
 
 
+def _redact(exc: BaseException, dsn: str) -> str:
+    """The driver's error text with credentials masked, and the DSN's password nowhere in it."""
+    text = mask_password(str(exc))
+    password = urlsplit(dsn).password or ""
+    for secret in {password, unquote(password)}:
+        if len(secret) >= 4:  # a shorter one would mask unrelated text
+            text = text.replace(secret, "***")
+    return text
+
+
 def _lock_key(schema: str | None) -> int:
     digest = hashlib.sha256(f"agnt5.migrate:{schema or ''}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -173,10 +183,11 @@ class PostgresStore:
         dsn, url_schema = split_url(url)
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ConfigurationError(f"invalid schema {schema!r}: use letters, digits and _")
-        self.url = url
+        self.url = mask_password(url)
+        """The URL with its password masked (safe to print); the secret stays in `_dsn`."""
         self.schema = schema or url_schema
-        self._dsn = dsn
-        self._masked = mask_password(url)
+        self._dsn = dsn  # private: the only place the password is kept, used to connect
+        self._masked = self.url
         self._min_size = min_size
         self._max_size = max_size
         self._connect_timeout = connect_timeout
@@ -200,9 +211,10 @@ class PostgresStore:
         """The typed agnt5 error for an asyncpg/OS failure while `doing` something."""
         asyncpg = _import_asyncpg()
         where = f"PostgreSQL at {self._masked}"
+        detail = _redact(exc, self._dsn)
         if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
             return StoreAuthenticationError(
-                f"{where} refused the credentials while {doing}: {exc}", url=self._masked
+                f"{where} refused the credentials while {doing}: {detail}", url=self._masked
             )
         lost = (
             asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError: closed mid-operation
@@ -220,7 +232,7 @@ class PostgresStore:
         if doing != "connecting" and (isinstance(exc, lost) or _closed_connection(exc, lost)):
             return StoreConnectionLostError(
                 f"the connection to {where} was lost while {doing} (nothing was half written; "
-                f"the operation applied whole or not at all): {exc}",
+                f"the operation applied whole or not at all): {detail}",
                 url=self._masked,
             )
         cannot_connect = (
@@ -232,8 +244,8 @@ class PostgresStore:
             asyncpg.TooManyConnectionsError,
         )
         if doing == "connecting" and isinstance(exc, cannot_connect):
-            return StoreConnectionError(f"cannot connect to {where}: {exc}", url=self._masked)
-        return StoreError(f"PostgreSQL error on {self._masked} while {doing}: {exc}")
+            return StoreConnectionError(f"cannot connect to {where}: {detail}", url=self._masked)
+        return StoreError(f"PostgreSQL error on {self._masked} while {doing}: {detail}")
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._closed:

@@ -17,7 +17,7 @@ def sqlite_path(url: str) -> str:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise ConfigurationError(
-            f"invalid SQLite URL {url!r}: use sqlite:///path/to.db, sqlite:////absolute/path.db "
+            f"invalid SQLite URL {mask_password(url)!r}: use sqlite:///path/to.db, sqlite:////absolute/path.db "
             "or sqlite:///:memory:"
         )
     return url[len(prefix) :]
@@ -34,24 +34,52 @@ def open_store(url: str) -> Store:
         from agnt5.store.postgres import PostgresStore
 
         return PostgresStore(url)
+    if "=" in url and "://" not in url:
+        raise ConfigurationError(
+            f"unsupported database URL {mask_password(url)!r}: key=value connection strings are not "
+            "supported; use postgresql://user:password@host:port/database (or sqlite:///path.db)"
+        )
     raise ConfigurationError(
         f"unsupported database URL {mask_password(url)!r}: supported schemes are {', '.join(SCHEMES)} "
         f"(e.g. {DEFAULT_DATABASE_URL})"
     )
 
 
-_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:ssl)?password=)[^&#]*")
+_SECRET_KEYS = r"(?:ssl)?password"
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://\S*")
+# `?password=...` / `&sslpassword=...` in a URL's query string (up to the next & or #).
+_QUERY_SECRET = re.compile(rf"(?i)([?&;]{_SECRET_KEYS}=)[^&#\s]*")
+# `password=...` in a libpq key=value DSN: spaces around =, 'quoted values', \' escapes (also as
+# repr() doubles them); an unterminated quote masks to the end.
+_DSN_SECRET = re.compile(
+    rf"(?i)(?<![\w?&;])({_SECRET_KEYS}\s*=\s*)(?:'(?:[^'\\]|\\+.)*'?|(?:[^\s'\"\\]|\\+.)+)"
+)
 
 
-def mask_password(url: str) -> str:
-    """`url` with any password replaced by ***, for error messages and logs: the one in the
-    user-info part and `password=` / `sslpassword=` query parameters (libpq style)."""
-    if "://" not in url:
+def mask_password(text: str) -> str:
+    """`text` (a database URL or DSN, or a message or log line holding one) with every password
+    replaced by ***: URL user-info (`scheme://user:***@host`, also when the raw password holds @,
+    / or ?), `password=` / `sslpassword=` query parameters, and libpq `key=value` DSNs (quoted
+    values and escapes included). Errs on the side of masking more than the password."""
+    if _URL.match(text):  # a URL given whole: even a raw space in its password stays masked
+        text = _mask_userinfo(text)
+    else:
+        text = _URL.sub(lambda m: _mask_userinfo(m.group()), text)
+    text = _QUERY_SECRET.sub(r"\1***", text)
+    return _DSN_SECRET.sub(r"\1***", text)
+
+
+mask_credentials = mask_password
+"""The same masking, named for what it does to a whole message or log line."""
+
+
+def _mask_userinfo(url: str) -> str:
+    """One URL: its user-info ends at the last @ (a raw @, / or ? in a password stays masked)."""
+    scheme, rest = url.split("://", 1)
+    if "@" not in rest:
         return url
-    if "@" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)  # the last @: a raw @ in a password stays masked
-        if ":" in credentials:
-            credentials = credentials.split(":", 1)[0] + ":***"
-        url = f"{scheme}://{credentials}@{host}"
-    return _QUERY_PASSWORD.sub(r"\1***", url)
+    at = rest.rindex("@")
+    credentials = rest[:at]
+    if ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***{rest[at:]}"
