@@ -97,9 +97,12 @@ async def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _message(exc: BaseException) -> str:
+    """The error's text for stderr, with any database password masked (whatever raised it)."""
+    from agnt5.store.url import mask_credentials
+
     if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])  # KeyError's str() would quote the message
-    return str(exc) or type(exc).__name__
+        return mask_credentials(str(exc.args[0]))  # KeyError's str() would quote the message
+    return mask_credentials(str(exc) or type(exc).__name__)
 
 
 __all__ = ["EXIT_OK", "build_parser", "main"]
