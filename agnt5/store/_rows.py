@@ -9,9 +9,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from agnt5.errors import InvalidInputError
+from agnt5.errors import InvalidInputError, InvalidTypeError
 from agnt5.messages import Message, iso, stored_message
-from agnt5.store.base import AppliedPrune, Event, NewMessage, PruneWrite, SessionHeader
+from agnt5.store.base import (
+    AppliedPrune,
+    Event,
+    MemoryWrite,
+    NewEvent,
+    NewMessage,
+    PruneWrite,
+    SessionHeader,
+)
 
 SESSION_COLUMNS = (
     "id, app_name, user_id, metadata, retention, created_at, updated_at, expires_at, active_count"
@@ -26,6 +34,106 @@ _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # t
 def dumps(value: Any) -> str:
     """Compact JSON text; NaN and infinity are refused (they are not JSON)."""
     return _encode(value)
+
+
+def encode(value: Any, field: str) -> str:
+    """`dumps(value)` for a value about to be stored, with what cannot be stored refused as an
+    InvalidInputError naming `field` (and the path inside it): text that is not valid Unicode
+    (a lone surrogate), NaN or infinity, values JSON cannot hold, nesting too deep to encode."""
+    try:
+        text = _encode(value)
+    except RecursionError:
+        raise InvalidInputError(f"{field} is nested too deeply to store; flatten it", field=field) from None
+    except ValueError as exc:
+        raise InvalidInputError(f"{field} cannot be stored: {exc}", field=field) from exc
+    except TypeError as exc:
+        raise InvalidTypeError(
+            f"{field} cannot be stored: {exc}; use JSON values (str, int, float, bool, None, list, dict)",
+            field=field,
+        ) from exc
+    return check_text(text, field, value)
+
+
+def check_text(text: str, field: str, value: Any = None) -> str:
+    """`text`, if it can be written as UTF-8; else an InvalidInputError naming where in `value`
+    (default: `text` itself) the lone surrogate is. Databases store UTF-8, which has no encoding
+    for a lone surrogate ('\\ud800'): binding one would fail on the database thread."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        where = _surrogate_path(text if value is None else value, field) or field
+        raise InvalidInputError(
+            f"{where} holds a lone surrogate (e.g. '\\ud800'), which is not valid Unicode and "
+            "cannot be stored; decode the text properly or replace it (errors='replace')",
+            field=where,
+        ) from None
+    return text
+
+
+def _surrogate_path(value: Any, path: str) -> str | None:
+    """The dotted path of the first string (or key) in `value` that is not valid UTF-8 text."""
+    if isinstance(value, str):
+        return None if _encodable(value) else path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and not _encodable(k):
+                return f"{path}.{k!r}"
+            found = _surrogate_path(v, f"{path}.{k}")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _surrogate_path(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_header(header: SessionHeader) -> None:
+    """Refuse, as InvalidInputError, a session header the database could not store."""
+    check_text(header.id, "session id")
+    if header.app_name is not None:
+        check_text(header.app_name, "app_name")
+    if header.user_id is not None:
+        check_text(header.user_id, "user_id")
+    encode(header.metadata, "session metadata")
+    encode(header.retention, "retention")
+
+
+def check_events(events: Sequence[NewEvent]) -> None:
+    """Refuse, as InvalidInputError, an event the database could not store."""
+    for e in events:
+        check_text(e.type, "event type")
+        encode(e.data, f"{e.type} event data")
+
+
+def encode_memory(write: MemoryWrite) -> str:
+    """A memory write's metadata as JSON text, its key and content checked likewise."""
+    check_text(write.key, "memory key")
+    check_text(write.content, "memory content")
+    return encode(write.metadata, "memory metadata")
+
+
+def value_error(exc: BaseException) -> InvalidInputError | None:
+    """The input error for a value a database driver could not bind; None for anything else."""
+    if isinstance(exc, UnicodeError):
+        return InvalidInputError(
+            f"a value cannot be stored: {exc} (text must be valid Unicode, without lone "
+            "surrogates); nothing was written"
+        )
+    if isinstance(exc, OverflowError):
+        return InvalidInputError(f"a number is too large to store: {exc}; nothing was written")
+    return None
 
 
 def loads(text: str) -> Any:

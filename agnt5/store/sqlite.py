@@ -13,8 +13,10 @@ import asyncio
 import collections
 import concurrent.futures
 import json
+import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +24,31 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from agnt5.errors import SchemaVersionError, StoreError
+from agnt5.errors import (
+    Agnt5Error,
+    DatabaseNotFoundError,
+    ReadOnlyStoreError,
+    SchemaVersionError,
+    StoreError,
+)
 from agnt5.messages import Message, stored_message
 from agnt5.store import _prune_sql
 from agnt5.store import _sqlite_counters as counters
 from agnt5.store._rows import (
+    check_events,
+    check_header,
+    check_text,
     decode_cursor,
     dumps,
+    encode,
     encode_cursor,
+    encode_memory,
     event_from_row,
     header_from_row,
     loads,
     new_entries,
     tombstone,
+    value_error,
 )
 from agnt5.store._rows import (
     now as _now,
@@ -128,6 +142,17 @@ class _AppendJob:
     future: asyncio.Future[int]
     first_seq: int = 0
     updated_at: float = 0.0  # the session's update time as of this append
+    settled: bool = False
+
+    def settle(self, first_seq: int | None, error: BaseException | None) -> None:
+        """Answer the waiting caller (once; from the database thread)."""
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            self.future.get_loop().call_soon_threadsafe(_settle_future, self.future, first_seq, error)
+        except RuntimeError:  # its event loop is closed: nobody is waiting any more
+            pass
 
 
 def _settle_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -139,10 +164,6 @@ def _settle_future(future: asyncio.Future[Any], result: Any, error: BaseExceptio
         future.set_result(result)
 
 
-def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    future.get_loop().call_soon_threadsafe(_settle_future, future, result, error)
-
-
 def _path_of(url_or_path: str) -> str:
     if url_or_path.startswith("sqlite://"):
         from agnt5.store.url import sqlite_path
@@ -152,13 +173,32 @@ def _path_of(url_or_path: str) -> str:
 
 
 class SqliteStore:
-    """The embedded agnt5 store on one SQLite database (`":memory:"` for a private in-memory one)."""
+    """The embedded agnt5 store on one SQLite database (`":memory:"` for a private in-memory one).
+
+    `create=False` opens only an existing file (DatabaseNotFoundError, "no database at PATH",
+    otherwise; nothing is created). `read_only=True` opens it read-only without creating or
+    migrating anything (immutable when the filesystem is read-only); writes raise
+    ReadOnlyStoreError. A file that cannot be opened for writing (read-only file or filesystem)
+    is opened read-only by itself, and `read_only` then becomes True.
+    """
 
     supports_sync = True
 
-    def __init__(self, path: str | Path = ":memory:", *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        create: bool = True,
+        read_only: bool = False,
+    ) -> None:
         self.path = _path_of(str(path))
         self.url = "sqlite:///" + self.path
+        self.read_only = read_only
+        self._asked_read_only = read_only
+        self._create = create and not read_only
+        if not self._create and self.path != ":memory:" and not Path(self.path).is_file():
+            raise DatabaseNotFoundError(f"no database at {self.path}: check the path (nothing was created)")
         self._busy_timeout_ms = busy_timeout_ms
         self._db: _Connection | None = None
         self._open_lock = threading.Lock()
@@ -174,18 +214,55 @@ class SqliteStore:
     # connection -------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if self.read_only:
+            return self._connect_read_only()
+        if self.path == ":memory:":
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        else:
+            if self._create:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = _open_file(self.path, "rwc" if self._create else "rw")
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.Error as exc:
+                conn.close()
+                if not _cannot_write(exc) or not Path(self.path).is_file():
+                    raise
+                # A read-only file or filesystem: still readable; writes say why they fail.
+                self.read_only = True
+                return self._connect_read_only()
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        if self.path != ":memory:":
-            conn.execute("PRAGMA journal_mode = WAL")
         # WAL + NORMAL: a committed write survives the process crashing; only a power loss can
         # drop the last transactions. `synchronous=FULL` is one PRAGMA away for stricter needs.
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         try:
             _migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """Open the existing file read-only: `mode=ro`, or `immutable=1` when even that cannot
+        open it (a WAL database on a read-only filesystem, whose shared-memory file cannot be
+        created). Nothing is created or migrated."""
+        if self.path == ":memory:":
+            raise DatabaseNotFoundError("a private in-memory database cannot be opened read-only")
+        try:
+            conn = _open_file(self.path, "ro")
+        except sqlite3.Error:
+            conn = _open_file(self.path, "ro", immutable=True)
+        else:
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error:
+                conn.close()
+                conn = _open_file(self.path, "ro", immutable=True)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            _check_readable(conn, self.path)
         except BaseException:
             conn.close()
             raise
@@ -211,17 +288,39 @@ class SqliteStore:
                 self._db = db
             return self._db
 
+    def _error(self, exc: Exception) -> Agnt5Error:
+        """The typed agnt5 error for anything that failed on the database thread."""
+        if isinstance(exc, Agnt5Error):
+            return exc
+        if isinstance(exc, sqlite3.Error) and _refused_write(exc):
+            why = "opened read-only" if self._asked_read_only else "a read-only file or filesystem"
+            return ReadOnlyStoreError(
+                f"SQLite database {self.path!r} is read-only ({why}): the write was refused ({exc}); "
+                "open a writable copy to change it"
+            )
+        if isinstance(exc, sqlite3.Error):
+            return StoreError(f"SQLite error on {self.path!r}: {exc}")
+        return value_error(exc) or StoreError(
+            f"unexpected error on the database thread of {self.path!r}: {exc!r} (nothing was written)"
+        )
+
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
             return await self._database().call(fn)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite error on {self.path!r}: {exc}") from exc
+        except Exception as exc:
+            error = self._error(exc)
+            if error is exc:
+                raise
+            raise error from exc
 
     def _call_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
             return self._database().call_sync(fn)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite error on {self.path!r}: {exc}") from exc
+        except Exception as exc:
+            error = self._error(exc)
+            if error is exc:
+                raise
+            raise error from exc
 
     def close_sync(self) -> None:
         """`close` for code without an event loop (configuration resets, interpreter exit)."""
@@ -249,7 +348,7 @@ class SqliteStore:
         return await self._call(run)
 
     async def kv_set(self, namespace: str, key: str, value: Any) -> None:
-        encoded = dumps(value)
+        encoded = _encode_kv(namespace, key, value)
 
         def run(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -262,7 +361,7 @@ class SqliteStore:
         await self._call(run)
 
     async def kv_compare_and_set(self, namespace: str, key: str, value: Any, expected_version: int) -> bool:
-        encoded = dumps(value)
+        encoded = _encode_kv(namespace, key, value)
 
         def run(conn: sqlite3.Connection) -> bool:
             if expected_version == 0:
@@ -382,53 +481,75 @@ class SqliteStore:
         db = self._database()
         now = _now()
         entries = new_entries(messages, now)
-        rows = [(m.tokens, dumps(m)) for m in entries]  # encoded here: the database thread only writes
+        # Encoded (and checked) here: the database thread only writes.
+        rows = [(m.tokens, encode(m, "message")) for m in entries]
+        check_header(header)
+        check_events(events)
         job = _AppendJob(header, now, rows, events, asyncio.get_running_loop().create_future())
         # Queued before the first await: a cancelled caller still gets its append committed whole.
         self._appends.append(job)
-        db.enqueue(self._drain_appends)
+        try:
+            db.enqueue(self._drain_appends)
+        except Exception as exc:  # closed meanwhile
+            self._appends.remove(job)
+            raise self._error(exc) from exc
         first = await job.future
         for i, entry in enumerate(entries):
             entry.seq = first + i
         return entries
 
     def _drain_appends(self, conn: sqlite3.Connection) -> None:
-        """Commit every queued append in one transaction; on failure, retry each on its own."""
+        """Commit every queued append in one transaction; on failure, retry each on its own, so
+        an error fails only the caller whose append caused it. Every caller is answered, whatever
+        goes wrong here."""
         jobs: list[_AppendJob] = []
         while self._appends:
             jobs.append(self._appends.popleft())
         if not jobs:
             return
         try:
+            self._commit_appends(conn, jobs)
+        except BaseException as exc:
+            error = (
+                self._error(exc)
+                if isinstance(exc, Exception)
+                else StoreError(f"the append to {self.path!r} was interrupted ({exc!r}); nothing was written")
+            )
+            for job in jobs:
+                job.settle(None, error)
+            if not isinstance(exc, Exception):
+                raise
+
+    def _commit_appends(self, conn: sqlite3.Connection, jobs: list[_AppendJob]) -> None:
+        try:
             _ = conn.in_transaction  # the connection is open
         except sqlite3.ProgrammingError as exc:
             for job in jobs:
-                _resolve(job.future, None, StoreError(f"{self!r} is closed: {exc}"))
+                job.settle(None, StoreError(f"{self!r} is closed: {exc}"))
             return
         try:
             if len(jobs) == 1 and self._append_alone(conn, jobs[0]):
-                _resolve(jobs[0].future, jobs[0].first_seq, None)
+                jobs[0].settle(jobs[0].first_seq, None)
                 return
             with _transaction(conn):
                 for job in jobs:
                     job.first_seq = _append(conn, job)
-            for job in jobs:
-                self._remember(job.header.id, job.first_seq + len(job.rows), job.updated_at)
-        except sqlite3.Error as exc:
+        except Exception as exc:
             if len(jobs) == 1:
-                _resolve(jobs[0].future, None, StoreError(f"SQLite error on {self.path!r}: {exc}"))
+                jobs[0].settle(None, self._error(exc))
                 return
             for job in jobs:
                 try:
                     with _transaction(conn):
                         job.first_seq = _append(conn, job)
-                except sqlite3.Error as one_exc:
-                    _resolve(job.future, None, StoreError(f"SQLite error on {self.path!r}: {one_exc}"))
+                except Exception as one_exc:
+                    job.settle(None, self._error(one_exc))
                 else:
-                    _resolve(job.future, job.first_seq, None)
+                    job.settle(job.first_seq, None)
             return
         for job in jobs:
-            _resolve(job.future, job.first_seq, None)
+            self._remember(job.header.id, job.first_seq + len(job.rows), job.updated_at)
+            job.settle(job.first_seq, None)
 
     def _append_alone(self, conn: sqlite3.Connection, job: _AppendJob) -> bool:
         """The common case, one message and no events, as one autocommitted statement (an INSERT
@@ -500,18 +621,25 @@ class SqliteStore:
     async def write_state(
         self, header: SessionHeader, writes: Sequence[StateWrite], events: Sequence[NewEvent]
     ) -> None:
+        check_header(header)
         encoded = _encode_writes(writes)
+        check_events(events)
         await self._call(lambda conn: _write_state(conn, header, encoded, events))
 
     def write_state_sync(
         self, header: SessionHeader, writes: Sequence[StateWrite], events: Sequence[NewEvent]
     ) -> None:
+        check_header(header)
         encoded = _encode_writes(writes)
+        check_events(events)
         self._call_sync(lambda conn: _write_state(conn, header, encoded, events))
 
     # events -----------------------------------------------------------------------------------
 
     async def append_events(self, header: SessionHeader, events: Sequence[NewEvent]) -> None:
+        check_header(header)
+        check_events(events)
+
         def run(conn: sqlite3.Connection) -> None:
             now = _now()
             with _transaction(conn):
@@ -571,7 +699,7 @@ class SqliteStore:
         return await self._call(run)
 
     async def memory_put(self, namespace: str, writes: Sequence[MemoryWrite]) -> MemoryWriteResult:
-        encoded = [(w, dumps(w.metadata)) for w in writes]
+        encoded = [(w, encode_memory(w)) for w in writes]
         return await self._call(lambda conn: _memory_put(conn, namespace, encoded))
 
     async def memory_delete(self, namespace: str, keys: Sequence[str] | None) -> tuple[int, list[str]]:
@@ -694,6 +822,41 @@ def _migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]] | N
             "INSERT INTO agnt5_meta (key, value) VALUES ('schema_version', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (str(current),),
+        )
+
+
+def _open_file(path: str, mode: str, *, immutable: bool = False) -> sqlite3.Connection:
+    """Connect to a database file by URI: `mode` rwc (create), rw (must exist) or ro."""
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + f"?mode={mode}"
+    if immutable:
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def _cannot_write(exc: sqlite3.Error) -> bool:
+    """Whether opening for writing failed because the file or its directory is read-only."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_CANTOPEN)
+
+
+def _refused_write(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused a write because the database is read-only."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY
+
+
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_CANTOPEN = 3, 8, 14
+
+
+def _check_readable(conn: sqlite3.Connection, path: str) -> None:
+    """A database opened read-only is not migrated: it must be an agnt5 database this version
+    can read (an older schema reads the same tables; its next writable open migrates it)."""
+    try:
+        version = schema_version(conn)
+    except sqlite3.OperationalError as exc:  # no agnt5_meta table
+        raise StoreError(f"{path} is not an agnt5 database ({exc})") from exc
+    if version > LATEST_VERSION:
+        raise SchemaVersionError(
+            f"the database has schema version {version}, newer than this agnt5 knows "
+            f"({LATEST_VERSION}); upgrade agnt5 to open it"
         )
 
 
@@ -840,11 +1003,25 @@ def _get_state(conn: sqlite3.Connection, scope: str, owner: str) -> dict[str, An
     return {k: json.loads(v) for k, v in rows}
 
 
+def _encode_kv(namespace: str, key: str, value: Any) -> str:
+    check_text(namespace, "entity name")
+    check_text(key, "entity key")
+    return encode(value, f"entity value {key!r}")
+
+
 _EncodedWrite = tuple[str, str, str, str | None]
 
 
 def _encode_writes(writes: Sequence[StateWrite]) -> list[_EncodedWrite]:
-    return [(w.scope, w.owner, w.key, None if w.delete else dumps(w.value)) for w in writes]
+    return [
+        (
+            w.scope,
+            check_text(w.owner, "state owner"),
+            check_text(w.key, "state key"),
+            None if w.delete else encode(w.value, f"state value {w.key!r}"),
+        )
+        for w in writes
+    ]
 
 
 def _write_state(
