@@ -7,10 +7,13 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test bench lint
 
+# The editable install is in setuptools' compat mode (a plain path entry) so type checkers such as
+# mypy find agnt5 from any directory; the default mode's import hook is invisible to them.
+# -qq: only errors are printed (the install is otherwise ~45 lines of build-backend notices).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
 demo: $(VENV)/.installed
