@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agnt5.config import default_store
-from agnt5.errors import InvalidInputError, InvalidTypeError, UpdateConflictError
-from agnt5.messages import ensure_json
+from agnt5.errors import UpdateConflictError
 from agnt5.store.base import Store
+from agnt5.values import check_name, ensure_json
 
 _MAX_UPDATE_ATTEMPTS = 10_000
 
@@ -20,13 +20,13 @@ class Entity:
     """A durable key/value map named `name`, in the default store unless `store=` is given.
 
     Values are JSON: None, bool, int, float, str, lists and dicts with string keys (tuples come
-    back as lists). Anything else raises TypeError naming the key, and nothing is written.
+    back as lists), nested at most 64 deep and at most `max_state_bytes` (4 MiB) of text. Anything
+    else raises InvalidTypeError / InputTooLargeError naming the key, and nothing is written.
+    Names and keys are non-empty strings without NUL, at most 1 KiB.
     """
 
     def __init__(self, name: str, *, store: Store | None = None) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidInputError("Entity name must be a non-empty string")
-        self.name = name
+        self.name = check_name(name, "Entity name")
         self._store = store
 
     @property
@@ -86,6 +86,4 @@ class Entity:
 
 
 def _key(key: Any) -> str:
-    if not isinstance(key, str):
-        raise InvalidTypeError(f"Entity keys are strings, got {type(key).__name__}")
-    return key
+    return check_name(key, "Entity key")

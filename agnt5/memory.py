@@ -23,9 +23,15 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from agnt5.errors import MemoryTypeError, MemoryValidationError
-from agnt5.messages import ensure_json
+from agnt5.errors import (
+    InputTooLargeError,
+    InvalidInputError,
+    InvalidTypeError,
+    MemoryTypeError,
+    MemoryValidationError,
+)
 from agnt5.tools import Tool
+from agnt5.values import MAX_COUNT, check_name, ensure_json, max_state_bytes, raise_too_large, text_bytes
 
 DEFAULT_SEARCH_LIMIT = 5
 MAX_RECALL_LIMIT = 50
@@ -125,6 +131,15 @@ def _check_text(value: object, name: str) -> str:
         raise MemoryTypeError(name, f"must be a string, got {type(value).__name__}")
     if not value.strip():
         raise MemoryValidationError(name, "must not be empty or only whitespace")
+    try:
+        size = text_bytes(value, name)
+    except InvalidInputError as exc:
+        raise MemoryValidationError(name, str(exc).split(": ", 1)[-1]) from None
+    if name == "key" and "\x00" in value:
+        raise MemoryValidationError(name, "must not contain NUL (\\x00)")
+    limit = max_state_bytes()
+    if size > limit:
+        raise_too_large(f"memory {name}", size, limit, "max_state_bytes", "AGNT5_MAX_STATE_BYTES")
     return value
 
 
@@ -135,16 +150,20 @@ def _check_metadata(metadata: object, key: str) -> dict[str, Any]:
         raise MemoryTypeError("metadata", f"must be a dict or None, got {type(metadata).__name__}")
     try:
         ensure_json(metadata, f"metadata of memory {key!r}")
-    except TypeError as exc:
+    except InputTooLargeError:
+        raise
+    except InvalidTypeError as exc:
         raise MemoryTypeError("metadata", str(exc)) from exc
+    except InvalidInputError as exc:
+        raise MemoryValidationError("metadata", str(exc)) from exc
     return dict(metadata)
 
 
 def _check_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int):
         raise MemoryTypeError("limit", f"must be an int, got {type(limit).__name__}")
-    if limit < 0:
-        raise MemoryValidationError("limit", f"must be 0 or more, got {limit}")
+    if limit < 0 or limit > MAX_COUNT:
+        raise MemoryValidationError("limit", f"must be from 0 to 2**63-1, got {limit}")
     return limit
 
 
@@ -155,6 +174,10 @@ def _check_owner(value: object, name: str) -> str | None:
         raise MemoryTypeError(name, f"must be a string or None, got {type(value).__name__}")
     if not value:
         raise MemoryValidationError(name, "must not be empty; pass None for no " + name)
+    try:
+        check_name(value, name)
+    except InvalidInputError as exc:
+        raise MemoryValidationError(name, str(exc)) from None
     return value
 
 

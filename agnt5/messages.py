@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from agnt5.errors import InvalidTypeError, MessageValidationError
+from agnt5.errors import InputTooLargeError, InvalidInputError, MessageValidationError
+from agnt5.values import ensure_json, json_size, max_message_bytes, raise_too_large, text_bytes
 
 ROLES = ("system", "user", "assistant", "tool")
 PROVIDER_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
@@ -147,6 +148,7 @@ def validate_message(message: Any) -> dict[str, Any]:
     if role not in ROLES:
         raise MessageValidationError("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
     out: dict[str, Any] = {"role": role}
+    size = 0
 
     content = message.get("content")
     tool_calls = message.get("tool_calls")
@@ -156,9 +158,9 @@ def validate_message(message: Any) -> dict[str, Any]:
                 "content", "is required (None is allowed only for an assistant message with tool_calls)"
             )
     elif isinstance(content, str):
-        pass
+        size = _text(content, "content")
     elif isinstance(content, list):
-        _validate_parts(content)
+        size = _validate_parts(content)
     else:
         raise MessageValidationError(
             "content", f"must be a string, a list of content parts or None, got {type(content).__name__}"
@@ -169,12 +171,16 @@ def validate_message(message: Any) -> dict[str, Any]:
         name = message["name"]
         if not isinstance(name, str) or not name:
             raise MessageValidationError("name", "must be a non-empty string")
+        size += _text(name, "name")
         out["name"] = name
 
     if tool_calls is not None:
         if role != "assistant":
             raise MessageValidationError("tool_calls", f"only assistant messages have tool_calls, not {role}")
         out["tool_calls"] = _validate_tool_calls(tool_calls)
+        size += sum(
+            _text(c["function"]["arguments"], "tool_calls.function.arguments") for c in out["tool_calls"]
+        )
 
     tool_call_id = message.get("tool_call_id")
     if role == "tool":
@@ -182,13 +188,25 @@ def validate_message(message: Any) -> dict[str, Any]:
             raise MessageValidationError(
                 "tool_call_id", "a tool message needs the id of the tool call it answers (non-empty string)"
             )
+        _text(tool_call_id, "tool_call_id")
         out["tool_call_id"] = tool_call_id
     elif tool_call_id is not None:
         raise MessageValidationError("tool_call_id", f"only tool messages have tool_call_id, not {role}")
+    limit = max_message_bytes()
+    if size > limit:
+        raise_too_large("message", size, limit, "max_message_bytes", "AGNT5_MAX_MESSAGE_BYTES")
     return out
 
 
-def _validate_parts(parts: list[Any]) -> None:
+def _text(value: str, field: str) -> int:
+    try:
+        return text_bytes(value, field)
+    except InvalidInputError as exc:
+        raise MessageValidationError(field, str(exc).split(": ", 1)[-1]) from None
+
+
+def _validate_parts(parts: list[Any]) -> int:
+    size = 0
     for i, part in enumerate(parts):
         where = f"content[{i}]"
         if not isinstance(part, Mapping):
@@ -204,9 +222,10 @@ def _validate_parts(parts: list[Any]) -> None:
             if not isinstance(url, str) or not url:
                 raise MessageValidationError(f"{where}.image_url", "an image_url part needs a url")
         try:
-            ensure_json(part, where)
-        except TypeError as exc:
+            size += json_size(part, where)
+        except InvalidInputError as exc:
             raise MessageValidationError(where, str(exc)) from exc
+    return size
 
 
 def _validate_tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
@@ -223,6 +242,7 @@ def _validate_tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
         call_id = call.get("id")
         if not isinstance(call_id, str) or not call_id:
             raise MessageValidationError(f"{where}.id", "must be a non-empty string")
+        _text(call_id, f"{where}.id")
         if call_id in seen:
             raise MessageValidationError(f"{where}.id", f"duplicate tool call id {call_id!r}")
         seen.add(call_id)
@@ -235,6 +255,7 @@ def _validate_tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
         name = function.get("name")
         if not isinstance(name, str) or not name:
             raise MessageValidationError(f"{where}.function.name", "must be a non-empty string")
+        _text(name, f"{where}.function.name")
         arguments = function.get("arguments", "")
         if not isinstance(arguments, str):
             raise MessageValidationError(
@@ -247,42 +268,18 @@ def _validate_tool_calls(tool_calls: Any) -> list[dict[str, Any]]:
     return out
 
 
-def ensure_json(value: Any, where: str) -> None:
-    """Raise TypeError naming `where` and the type unless `value` round-trips through JSON.
-
-    Accepts None, bool, int, finite float, str, lists/tuples and dicts with string keys.
-    """
-    if value is None or isinstance(value, (bool, int, str)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidTypeError(
-                f"{where}: {value!r} is not JSON serialisable (NaN and infinity are not JSON)"
-            )
-        return
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            ensure_json(item, f"{where}[{i}]")
-        return
-    if isinstance(value, Mapping):
-        for k, item in value.items():
-            if not isinstance(k, str):
-                raise InvalidTypeError(
-                    f"{where}: dict key {k!r} is a {type(k).__name__}; JSON object keys must be strings"
-                )
-            ensure_json(item, f"{where}[{k!r}]")
-        return
-    raise InvalidTypeError(f"{where}: value of type {type(value).__name__} is not JSON serialisable")
-
-
 def ensure_metadata(metadata: Any, where: str = "metadata") -> dict[str, Any]:
-    """A metadata argument: None or a JSON-serialisable dict with string keys."""
+    """A metadata argument: None or a JSON-serialisable dict with string keys, within the message limit."""
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
         raise MessageValidationError(where, f"must be a dict, got {type(metadata).__name__}")
+    if not metadata:
+        return {}
     try:
-        ensure_json(metadata, where)
-    except TypeError as exc:
+        ensure_json(metadata, where, limit=max_message_bytes())
+    except InputTooLargeError:
+        raise
+    except InvalidInputError as exc:
         raise MessageValidationError(where, str(exc)) from exc
     return dict(metadata)

@@ -25,7 +25,7 @@ from agnt5.errors import (
     SessionNotFoundError,
     StateScopeError,
 )
-from agnt5.messages import Message, ensure_json, ensure_metadata, validate_message
+from agnt5.messages import Message, ensure_metadata, validate_message
 from agnt5.retention import RetentionPolicy
 from agnt5.store.base import (
     SCOPES,
@@ -39,6 +39,7 @@ from agnt5.store.base import (
     SyncStore,
 )
 from agnt5.tokens import counter_for
+from agnt5.values import check_count, check_name, ensure_json
 
 if TYPE_CHECKING:
     from agnt5.models import LanguageModel
@@ -91,8 +92,8 @@ class Session:
         if id is None:
             id = f"session-{uuid.uuid4().hex}"
         for arg, value in (("id", id), ("app_name", app_name), ("user_id", user_id)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise InvalidInputError(f"Session {arg} must be a non-empty string, got {value!r}")
+            if value is not None:
+                check_name(value, f"Session {arg}")
         self.id: str = id
         self._app_name = app_name
         self._user_id = user_id
@@ -279,8 +280,7 @@ class Session:
         store: Store | None = None,
     ) -> SessionPage:
         """Stored sessions, most recently updated first, `limit` per page; pass `page.next_cursor` on."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidInputError(f"limit must be a positive integer, got {limit!r}")
+        check_count(limit, "limit", minimum=1)
         return await (store or default_store()).list_sessions(app_name, user_id, limit, cursor)
 
     async def delete(self) -> None:
@@ -307,8 +307,11 @@ class Session:
         self, messages: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None
     ) -> builtins.list[Message]:
         """Append several messages in one transaction: all are stored, or none (on any invalid one)."""
-        if isinstance(messages, Mapping):
-            raise InvalidTypeError("send_messages takes a list of messages; use send_message for one")
+        if isinstance(messages, Mapping) or isinstance(messages, str) or not isinstance(messages, Sequence):
+            raise InvalidTypeError(
+                f"send_messages takes a list of message dicts, got {type(messages).__name__}; "
+                "use send_message for one"
+            )
         meta = ensure_metadata(metadata)
         return await self._append([(m, meta) for m in messages], ())
 
@@ -322,7 +325,11 @@ class Session:
         new: builtins.list[NewMessage] = []
         for raw, meta in items:
             body = validate_message(raw)
-            new.append(NewMessage(f"msg_{os.urandom(16).hex()}", body, dict(meta), count.message(body)))
+            if _long(body):  # counting megabytes takes a while: keep the event loop free meanwhile
+                tokens = await asyncio.to_thread(count.message, body)
+            else:
+                tokens = count.message(body)
+            new.append(NewMessage(f"msg_{os.urandom(16).hex()}", body, dict(meta), tokens))
         if not new and not events:
             return []
         header = self._header if self._header is not None and not self._pending else await self._ensure()
@@ -347,8 +354,8 @@ class Session:
         Reading the newest N costs the same whatever the session's length. `include_pruned=True`
         adds the tombstones of pruned messages (their metadata, without content).
         """
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise InvalidInputError(f"limit must be None or a non-negative integer, got {limit!r}")
+        if limit is not None:
+            check_count(limit, "limit")
         if limit == 0:
             return []
         await self._ensure()
@@ -420,8 +427,7 @@ class Session:
         self._write_state(key, scope, None, delete=True)
 
     def _write_state(self, key: str, scope: str, value: Any, *, delete: bool) -> None:
-        if not isinstance(key, str) or not key:
-            raise InvalidTypeError(f"state keys are non-empty strings, got {key!r}")
+        check_name(key, "state key")
         if not delete:
             ensure_json(value, f"state key {key!r}")
         if scope == "temp":
@@ -448,6 +454,8 @@ class Session:
 
     def get_state(self, key: str, default: Any = None, scope: Scope = "session") -> Any:
         """The value of one key of one scope's state, or `default` (synchronous)."""
+        if not isinstance(key, str):
+            check_name(key, "state key")
         if scope == "temp":
             return self._temp.get(key, default)
         owner = self._owner(scope)
@@ -477,8 +485,7 @@ class Session:
 
     async def record_event(self, type: str, data: Mapping[str, Any] | None = None) -> None:
         """Append an event of your own to the session's audit trail."""
-        if not isinstance(type, str) or not type:
-            raise InvalidInputError("event type must be a non-empty string")
+        check_name(type, "event type")
         payload = dict(data or {})
         ensure_json(payload, f"event {type!r} data")
         header = await self._ensure()
@@ -493,8 +500,8 @@ class Session:
         Events: message_appended, state_changed (scope, key), history_cleared, prune, and agent
         runs, tool calls and handoffs; they survive pruning.
         """
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise InvalidInputError(f"limit must be None or a non-negative integer, got {limit!r}")
+        if limit is not None:
+            check_count(limit, "limit")
         await self._ensure()
         return await self.store.read_events(self.id, _timestamp(since), limit)
 
@@ -504,7 +511,7 @@ class Session:
 
         Pruned messages appear with `"pruned": true` and no content unless `include_pruned=False`.
         """
-        if format not in EXPORT_FORMATS:
+        if not isinstance(format, str) or format not in EXPORT_FORMATS:
             raise InvalidInputError(
                 f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}"
             )
@@ -567,6 +574,16 @@ async def purge_expired(*, store: Store | None = None, now: datetime | None = No
     ones); return the ids deleted."""
     moment = (now or datetime.now(UTC)).timestamp()
     return await (store or default_store()).purge_expired(moment)
+
+
+_LONG_TEXT = 256 * 1024
+
+
+def _long(body: Mapping[str, Any]) -> bool:
+    content = body.get("content")
+    if isinstance(content, str):
+        return len(content) > _LONG_TEXT
+    return isinstance(content, list) and len(json.dumps(content)) > _LONG_TEXT
 
 
 def _export_record(m: Message) -> dict[str, Any]:

@@ -24,6 +24,8 @@ REPLY_PRIMER_TOKENS = 3
 TEXT_CACHE_ENTRIES = 65_536
 TEXT_CACHE_CHARS = 32_000_000
 """Bounds of the per-counter cache of string counts (cleared whole when either is reached)."""
+CHUNK_CHARS = 4096
+"""Strings longer than this are counted in pieces (see TokenCounter._long_text)."""
 IMAGE_PART_TOKENS = 85
 """Flat cost of an image part: OpenAI's low-detail price. Images are never fetched to be measured."""
 
@@ -91,13 +93,38 @@ class TokenCounter:
             return 0
         count = self._seen.get(text)
         if count is None:
-            count = len(self._encode(text))
+            count = len(self._encode(text)) if len(text) <= CHUNK_CHARS else self._long_text(text)
             if len(self._seen) >= TEXT_CACHE_ENTRIES or self._seen_chars >= TEXT_CACHE_CHARS:
                 self._seen.clear()
                 self._seen_chars = 0
             self._seen[text] = count
             self._seen_chars += len(text)
         return count
+
+    def _long_text(self, text: str) -> int:
+        """Tokens of a long string, encoded in pieces of at most CHUNK_CHARS.
+
+        Pieces end before a space that starts a word, where tiktoken's pre-tokeniser splits anyway,
+        so ordinary text counts exactly. A run with no such space (one character repeated, base64)
+        is cut hard: BPE's cost grows faster than linearly in a run's length, and a cut adds at
+        most a token or two to the count.
+        """
+        total = 0
+        start, end = 0, len(text)
+        encode = self._encode
+        while start < end:
+            stop = start + CHUNK_CHARS
+            if stop >= end:
+                stop = end
+            else:
+                cut = text.rfind(" ", start + 1, stop)
+                while cut > start and not (text[cut + 1 : cut + 2].isalpha() and not text[cut - 1].isspace()):
+                    cut = text.rfind(" ", start + 1, cut)
+                if cut > start:
+                    stop = cut
+            total += len(encode(text[start:stop]))
+            start = stop
+        return total
 
     def _label(self, text: str) -> int:
         """Tokens of a role, name or id: few distinct values, so they are cached."""

@@ -603,9 +603,12 @@ async def test_non_json_state_raises_type_error_and_writes_nothing(
 
 def test_state_keys_must_be_non_empty_strings() -> None:
     s = Session("k")
-    for key in ("", 5, None):
+    for key in (5, None):
         with pytest.raises(TypeError):
             s.set_state(key, 1)  # type: ignore[arg-type]
+    for key in ("", "a\x00b", "x\ud800"):
+        with pytest.raises(ValueError, match="state key"):
+            s.set_state(key, 1)
 
 
 async def test_fresh_object_in_same_process_sees_history_and_state_without_await(
