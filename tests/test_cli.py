@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +149,20 @@ def test_list_json_and_empty(capsys: pytest.CaptureFixture[str], url: str, tmp_p
     assert code == EXIT_OK
     assert [s["id"] for s in document["sessions"]] == ["blog-1"]
     assert document["sessions"][0]["retention"] == {"ttl_days": 1}
+    assert '"ttl_days": 1\n' in out  # not 1.0
     assert document["next_cursor"] is None
 
-    code, out, _ = run(capsys, "sessions", "list", "--database-url", f"sqlite:///{tmp_path / 'empty.db'}")
-    assert code == EXIT_OK and out.startswith("no sessions in ")
+    empty = tmp_path / "empty.db"
+    asyncio.run(_touch_database(empty))
+    code, out, _ = run(capsys, "sessions", "list", "--database-url", f"sqlite:///{empty}")
+    assert code == EXIT_OK and out == f"no sessions in sqlite:///{empty}\n"
+
+
+async def _touch_database(path: Path) -> None:
+    """An agnt5 database with no sessions (created by a store's first write)."""
+    store = SqliteStore(str(path))
+    await store.kv_set("ns", "k", 1)
+    await store.close()
 
 
 def test_list_bad_cursor_exits_2(capsys: pytest.CaptureFixture[str], url: str) -> None:
@@ -172,6 +184,9 @@ def test_show_prints_header_state_and_transcript(capsys: pytest.CaptureFixture[s
     assert "  [1] system: You are helpful." in out
     assert "  [22] assistant (helper): → lookup({})" in out
     assert "  [23] tool [call_1]: found it" in out
+
+    code, out, _ = run(capsys, "sessions", "show", "blog-1", "--database-url", url)
+    assert '  retention: {"ttl_days": 1}\n' in out  # stored as 1.0: shown as given
 
     code, out, _ = run(capsys, "sessions", "show", "chat-1", "--limit", "2", "--database-url", url)
     lines = [line for line in out.splitlines() if line.startswith("  [")]
@@ -351,6 +366,92 @@ def test_default_database_is_the_working_directorys(capsys: pytest.CaptureFixtur
     (local / "agnt5.db").write_bytes(db.read_bytes())
     code, out, _ = run(capsys, "sessions", "list", "--app", "blog")
     assert code == EXIT_OK and "blog-1" in out
+
+
+# --- a missing or read-only database ------------------------------------------------------------
+
+SESSION_COMMANDS = [
+    ["sessions", "list"],
+    ["sessions", "show", "chat-1"],
+    ["sessions", "export", "chat-1"],
+    ["sessions", "prune", "chat-1", "--strategy", "keep_last_2"],
+    ["sessions", "purge-expired"],
+]
+
+
+@pytest.mark.parametrize("argv", SESSION_COMMANDS, ids=lambda argv: argv[1])
+def test_a_mistyped_sqlite_path_creates_nothing_and_exits_3(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]
+) -> None:
+    typo = tmp_path / "typo" / "dir" / "agnt5.db"
+    code, out, err = run(capsys, *argv, "--database-url", f"sqlite:///{typo}")
+    assert code == EXIT_NOT_FOUND
+    assert out == ""
+    assert f"no database at {typo}" in err and "nothing was created" in err and "--database-url" in err
+    assert not (tmp_path / "typo").exists()
+    # the default database (none in this working directory) is not created either
+    code, _, err = run(capsys, *argv)
+    assert code == EXIT_NOT_FOUND and "no database at .agnt5/agnt5.db" in err
+    assert "AGNT5_DATABASE_URL" in err
+    assert list(Path.cwd().iterdir()) == []
+
+
+@pytest.fixture
+def read_only_db(db: Path, tmp_path: Path) -> Iterator[Path]:
+    """The seeded database on a read-only filesystem: a read-only bind mount as root (who ignores
+    permissions), a read-only file in a read-only directory otherwise. Writes really fail."""
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(db, src / "cli.db")
+    with sqlite3.connect(src / "cli.db") as conn:  # blog-1 has expired: purge-expired must write
+        conn.execute("UPDATE sessions SET expires_at = 1.0 WHERE id = 'blog-1'")
+    conn.close()
+    if os.geteuid() != 0:
+        os.chmod(src / "cli.db", 0o444)
+        os.chmod(src, 0o555)
+        yield src / "cli.db"
+        os.chmod(src, 0o755)
+        return
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mount = shutil.which("mount")
+    if mount is None:
+        pytest.skip("running as root without mount(8): cannot make a read-only filesystem")
+    if subprocess.run([mount, "--bind", str(src), str(ro)], capture_output=True).returncode != 0:
+        pytest.skip("running as root and cannot bind-mount here: cannot make a read-only filesystem")
+    try:
+        if subprocess.run([mount, "-o", "remount,ro,bind", str(ro)], capture_output=True).returncode:
+            pytest.skip("running as root and cannot remount read-only here")
+        yield ro / "cli.db"
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)
+
+
+def test_a_database_on_a_read_only_filesystem_is_listable_and_writes_say_read_only(
+    capsys: pytest.CaptureFixture[str], read_only_db: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(OSError):  # really read-only, whoever runs the test
+        (read_only_db.parent / "probe").write_text("x")
+    url = f"sqlite:///{read_only_db}"
+    before = sorted(p.name for p in read_only_db.parent.iterdir())
+    code, out, err = run(capsys, "sessions", "list", "--database-url", url)
+    assert code == EXIT_OK, err
+    assert {"chat-1", "chat-2", "blog-1", "frozen"} <= {line.split()[0] for line in out.splitlines()[1:]}
+    code, out, err = run(capsys, "sessions", "show", "chat-1", "--database-url", url)
+    assert code == EXIT_OK, err
+    assert 'state (session): {"step": "checkout"}' in out and "  [23] tool [call_1]: found it" in out
+    target = tmp_path / "out.jsonl"
+    code, out, err = run(capsys, "sessions", "export", "chat-1", "-o", str(target), "--database-url", url)
+    assert code == EXIT_OK, err
+    assert len(target.read_text().splitlines()) == 23
+    for argv in (["prune", "chat-1", "--strategy", "keep_last_2"], ["purge-expired"]):
+        code, out, err = run(capsys, "sessions", *argv, "--database-url", url)
+        assert code == EXIT_ERROR, (argv, out, err)
+        assert "read-only" in err
+    code, out, _ = run(capsys, "sessions", "show", "chat-1", "--database-url", url)
+    assert "active messages: 23" in out  # nothing changed
+    assert run(capsys, "sessions", "show", "blog-1", "--database-url", url)[0] == EXIT_OK
+    assert sorted(p.name for p in read_only_db.parent.iterdir()) == before
 
 
 # --- demo arguments (the demo itself: tests/test_demo.py) ----------------------------------------

@@ -86,9 +86,16 @@ async def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             options.cassette = args.cassette
         return await run_demo(options)
     from agnt5.config import database_url
+    from agnt5.errors import DatabaseNotFoundError
     from agnt5.store.url import open_store
 
-    store = open_store(url or database_url())
+    # `sessions` commands never create a database; list/show/export also open it read-only, so a
+    # database on a read-only filesystem can still be read.
+    try:
+        store = open_store(url or database_url(), create=False, read_only=args.action in sessions.READ_ONLY)
+    except DatabaseNotFoundError as exc:
+        where = "--database-url" if url else "AGNT5_DATABASE_URL or --database-url"
+        raise DatabaseNotFoundError(f"{exc}; choose the database with {where}") from None
     try:
         code: int = await args.handler(args, store, out)
         return code

@@ -6,6 +6,7 @@ from __future__ import annotations
 from agnt5.errors import (
     Agnt5Error,
     ConfigurationError,
+    DatabaseNotFoundError,
     SessionNotFoundError,
     StrategyError,
     TokenBudgetError,
@@ -17,15 +18,17 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 """Bad command line: unknown option or strategy, bad value, --live without an API key."""
 EXIT_NOT_FOUND = 3
-"""No session with the given id."""
+"""No session with the given id, or no database at the given SQLite path (nothing is created)."""
 EXIT_INTERRUPTED = 130
 
 EPILOG = """\
 exit codes:
   0    success
-  1    runtime error (store, model or provider, cassette, immutable session, file)
+  1    runtime error (store, model or provider, cassette, immutable session, file,
+       a write refused by a read-only database)
   2    usage error (bad option or value, unknown strategy, --live without an API key)
-  3    not found (no session with that id)
+  3    not found (no session with that id; no database at that path: `sessions`
+       commands never create one)
   130  interrupted
 
 environment:
@@ -39,7 +42,7 @@ class UsageError(Exception):
 
 def exit_code(error: BaseException) -> int:
     """The exit code for an error a command raised."""
-    if isinstance(error, SessionNotFoundError):
+    if isinstance(error, SessionNotFoundError | DatabaseNotFoundError):
         return EXIT_NOT_FOUND
     if isinstance(error, UsageError | StrategyError | TokenBudgetError | ConfigurationError):
         return EXIT_USAGE

@@ -23,6 +23,17 @@ def compact(value: Any, width: int = WIDTH) -> str:
     return clip(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")), width)
 
 
+def whole_numbers(value: Any) -> Any:
+    """`value` with whole floats as ints (a retention's `ttl_days` is stored as 30.0: show 30)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    return value
+
+
 def speaker(message: Mapping[str, Any]) -> str:
     """Who wrote a message: the role, plus the agent's name for assistant messages."""
     role = str(message.get("role"))

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agnt5.cli.errors import EPILOG, UsageError
-from agnt5.cli.render import compact, transcript_line
+from agnt5.cli.render import compact, transcript_line, whole_numbers
 from agnt5.session import EXPORT_FORMATS, Session, purge_expired
 from agnt5.store.base import SessionHeader, Store
 from agnt5.strategies.registry import get_strategy
 
+READ_ONLY = frozenset({"list", "show", "export"})
+"""Subcommands that only read: they open the database read-only."""
 PRUNE_PARAMS = ("window_size", "threshold", "max_messages", "keep_recent")
 """Strategy parameters the command line passes on when given (the strategy rejects the others)."""
 
@@ -32,7 +34,7 @@ def _header_json(h: SessionHeader) -> dict[str, Any]:
         "user_id": h.user_id,
         "messages": h.message_count,
         "metadata": h.metadata,
-        "retention": h.retention,
+        "retention": whole_numbers(h.retention),
         "created_at": datetime.fromtimestamp(h.created_at, UTC).isoformat(),
         "updated_at": datetime.fromtimestamp(h.updated_at, UTC).isoformat(),
         "expires_at": datetime.fromtimestamp(h.expires_at, UTC).isoformat() if h.expires_at else None,
@@ -81,7 +83,7 @@ async def show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     if header.metadata:
         out.write(f"  metadata: {compact(header.metadata)}\n")
     if header.retention:
-        out.write(f"  retention: {compact(header.retention)}\n")
+        out.write(f"  retention: {compact(whole_numbers(header.retention))}\n")
     for scope in ("session", "user", "app"):
         if scope == "user" and header.user_id is None:
             continue

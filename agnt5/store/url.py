@@ -23,13 +23,20 @@ def sqlite_path(url: str) -> str:
     return url[len(prefix) :]
 
 
-def open_store(url: str) -> Store:
-    """A store for `url`. Opening is lazy: the database is created or migrated on first use."""
+def open_store(url: str, *, create: bool = True, read_only: bool = False) -> Store:
+    """A store for `url`. Opening is lazy: the database is created or migrated on first use.
+
+    For SQLite files, `create=False` refuses a missing file (DatabaseNotFoundError, nothing is
+    created) and `read_only=True` also opens it read-only (writes raise ReadOnlyStoreError).
+    """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         from agnt5.store.sqlite import SqliteStore
 
-        return SqliteStore(sqlite_path(url))
+        path = sqlite_path(url)
+        if path == ":memory:":  # a private, empty database: nothing to find or protect
+            return SqliteStore(path)
+        return SqliteStore(path, create=create, read_only=read_only)
     if scheme in ("postgresql", "postgres"):
         from agnt5.store.postgres import PostgresStore
 
