@@ -142,9 +142,13 @@ class LanguageModel:
         api_base: str | None = None,
         **params: Any,
     ) -> None:
+        if model is not None and not isinstance(model, str):
+            raise errors.InvalidTypeError(
+                f"model must be a litellm model name such as 'gpt-4o-mini', got {type(model).__name__}"
+            )
         self.model: str = model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-        if num_retries < 0:
-            raise errors.ConfigurationError(f"num_retries must be >= 0, got {num_retries}")
+        if isinstance(num_retries, bool) or not isinstance(num_retries, int) or num_retries < 0:
+            raise errors.ConfigurationError(f"num_retries must be an integer >= 0, got {num_retries!r}")
         self.num_retries = num_retries
         named = {
             "temperature": temperature,
