@@ -12,6 +12,7 @@ import pytest
 from conftest import StoreEnv
 
 from agnt5 import Entity
+from agnt5.errors import Agnt5Error, UpdateConflictError
 from agnt5.store import Store
 
 
@@ -176,3 +177,27 @@ async def test_update_of_plain_set_values_sees_them(store: Store) -> None:
     await e.update("n", lambda v: v + 1)
     await e.set("n", 100)
     assert await e.update("n", lambda v: v + 1) == 101
+
+
+async def test_update_that_never_wins_gives_up_with_a_typed_error(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key rewritten by another writer on every attempt: update stops with UpdateConflictError."""
+    import agnt5.entity
+
+    monkeypatch.setattr(agnt5.entity, "_MAX_UPDATE_ATTEMPTS", 5)
+    entity, rival = Entity("contended", store=store), Entity("contended", store=store)
+    await entity.set("n", 0)
+    attempts = 0
+
+    async def bump(value: int) -> int:
+        nonlocal attempts
+        attempts += 1
+        await rival.set("n", value + 100)  # another writer gets in first, every time
+        return value + 1
+
+    with pytest.raises(UpdateConflictError, match="lost the race") as caught:
+        await entity.update("n", bump)
+    assert isinstance(caught.value, Agnt5Error)
+    assert attempts == 5
+    assert await entity.get("n") == 500  # only the rival's writes landed
