@@ -1,25 +1,31 @@
 """Agent: instructions + history + tools around a LanguageModel, looping until a final answer.
 
-Each run appends to the agent's session as it goes: the user input, every assistant message
-(attributed by the agent's name) and every tool result. An assistant message that calls tools is
-stored together with all its results in one transaction, so a run that fails midway never leaves
-a call without its result in the history. Agents that share a session see each other's messages.
+An Agent is a definition; each `run` holds its own state (`agnt5.agent_run.Run`), so one agent
+serves any number of concurrent runs. A run appends to its session as it goes: the user input,
+every assistant message (attributed by the agent's name) and every tool result. An assistant
+message that calls tools is stored together with all its results in one transaction, so a run
+that fails midway never leaves a call without its result. Agents that share a session see each
+other's messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import json
 import os
 import re
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 import pydantic
+from typing_extensions import TypeVar
 
+from agnt5 import overrides
 from agnt5.agent_events import (
     FinalResult,
     HandoffEvent,
@@ -28,14 +34,27 @@ from agnt5.agent_events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from agnt5.agent_run import Run, discard, gather_or_cancel, input_messages, run_local_session
 from agnt5.blocks import fit_to_budget
-from agnt5.errors import InvalidInputError, InvalidTypeError, MaxTurnsExceeded, OutputValidationError
-from agnt5.messages import Message, to_provider_messages, validate_message
+from agnt5.errors import (
+    GuardrailTripped,
+    InvalidInputError,
+    InvalidTypeError,
+    MaxTurnsExceeded,
+    OutputValidationError,
+    UsageLimitExceeded,
+)
+from agnt5.guardrails import Guardrail, GuardrailFunction, as_guardrails, first_tripped
+from agnt5.hooks import HookChain, RunHooks
+from agnt5.instructions import Instructions, compile_instructions
+from agnt5.messages import to_provider_messages
 from agnt5.models import LanguageModel, ModelResponse, ResponseComplete, ToolCall, Usage
 from agnt5.models import TextDelta as ModelTextDelta
+from agnt5.run_context import DepsT, RunContext
 from agnt5.store.base import NewEvent
 from agnt5.tokens import REPLY_PRIMER_TOKENS, counter_for
-from agnt5.tools import RunContext, Tool, ToolResult, as_tool
+from agnt5.tools import Tool, ToolResult, as_tool
+from agnt5.usage import UsageLimits
 
 if TYPE_CHECKING:
     from agnt5.session import Session
@@ -43,19 +62,24 @@ if TYPE_CHECKING:
 FINAL_RESULT_TOOL = "final_result"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
+OutputT = TypeVar("OutputT", default=str)
+"""The type of a run's output: `str`, or the agent's `output_type` (a pydantic model)."""
+
+AgentInput = str | Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
 
 # --- result --------------------------------------------------------------------------------------
 
 
 @dataclass
-class AgentResult:
+class AgentResult(Generic[OutputT]):
     """What a run produced: the output (text, or an `output_type` instance), the agent that
     answered, the messages this run added, summed usage and cost, and the number of model calls.
 
     Fields of a structured output read through: `result.category` is `result.output.category`.
     """
 
-    output: Any
+    output: OutputT
     agent_name: str
     messages: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
@@ -97,96 +121,43 @@ def _json_object(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-# --- conversations: a session, or an agent's own memory ------------------------------------------
-
-
-class _LocalHistory:
-    """The history of an agent without a session: kept in memory for the agent's lifetime."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-
-    async def read(self) -> list[dict[str, Any]]:
-        return list(self.entries)
-
-    async def append(
-        self, items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], events: Sequence[NewEvent]
-    ) -> list[dict[str, Any]]:
-        out = []
-        for message, metadata in items:
-            entry = {**validate_message(message), "metadata": dict(metadata)}
-            out.append(entry)
-        self.entries.extend(out)
-        return out
-
-
-class _SessionHistory:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    async def read(self) -> list[dict[str, Any]]:
-        return list(await self.session.history())
-
-    async def append(
-        self, items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], events: Sequence[NewEvent]
-    ) -> list[dict[str, Any]]:
-        stored: list[Message] = await self.session._append(items, events)
-        return list(stored)
-
-
-@dataclass
-class _Run:
-    """State shared by the agents of one run (a handoff continues the same run)."""
-
-    run_id: str
-    conversation: _LocalHistory | _SessionHistory
-    session: Session | None
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    turns: int = 0
-    handoff_to: Agent | None = None
-    output: Any = None
-    done: bool = False
-    final: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = field(default_factory=list)
-
-    def event(self, type: str, **data: Any) -> NewEvent:
-        return NewEvent(type, {"run_id": self.run_id, **data})
-
-    async def append(
-        self,
-        items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
-        events: Sequence[NewEvent] = (),
-    ) -> list[dict[str, Any]]:
-        # Shielded: once the model has answered, its message and tool results are stored whole.
-        stored = await asyncio.shield(self.conversation.append(items, events))
-        self.messages.extend(stored)
-        return stored
+def _partial(run: Run, agent: Agent[Any, Any]) -> AgentResult[Any]:
+    return AgentResult(None, agent.name, run.messages, run.usage, run.turns, run.run_id)
 
 
 # --- agent ---------------------------------------------------------------------------------------
 
 
-class Agent:
+class Agent(Generic[DepsT, OutputT]):
     """An LLM agent: `await agent.run(input)` loops model → tools → model until a final answer.
 
     `model` is a LanguageModel or a litellm model string (default: $AGNT5_MODEL or gpt-4o-mini).
+    `instructions` is a string with `{key}` state placeholders, a callable `(ctx) -> str` (sync or
+    async), or a list of both, rendered for every model request (`agnt5.instructions`).
     `tools` are functions or `Tool`s (lists of them are flattened). `handoffs` are agents this
     one may transfer the conversation to (the model gets a `transfer_to_<name>` tool each).
     `output_type` is a pydantic model for structured output. `memory` (a Memory) gives the
-    model `remember` and `recall` tools. Without a session the agent keeps its own history.
+    model `remember` and `recall` tools. `session` is the conversation of runs given none; a run
+    without either gets a fresh in-memory session of its own. `deps_type` types `run(deps=...)`;
+    `hooks` (a RunHooks) and the guardrails apply to every run of this agent.
     """
 
     def __init__(
         self,
         name: str,
         model: LanguageModel | str | None = None,
-        instructions: str = "",
+        instructions: Instructions = "",
         tools: Iterable[Any] = (),
         session: Session | None = None,
-        output_type: type[pydantic.BaseModel] | None = None,
+        output_type: type[OutputT] | None = None,
         max_turns: int = 10,
-        handoffs: Iterable[Agent] = (),
+        handoffs: Iterable[Agent[Any, Any]] = (),
         memory: Any = None,
+        *,
+        deps_type: type[DepsT] | None = None,
+        hooks: RunHooks[DepsT] | None = None,
+        input_guardrails: Sequence[Guardrail[DepsT] | GuardrailFunction[DepsT]] = (),
+        output_guardrails: Sequence[Guardrail[DepsT] | GuardrailFunction[DepsT]] = (),
     ) -> None:
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise InvalidInputError(
@@ -194,24 +165,34 @@ class Agent:
             )
         if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
             raise InvalidInputError(f"max_turns must be a positive integer, got {max_turns!r}")
-        if output_type is not None and not (
-            isinstance(output_type, type) and issubclass(output_type, pydantic.BaseModel)
-        ):
-            raise InvalidTypeError(f"output_type must be a pydantic BaseModel subclass, got {output_type!r}")
+        if output_type is not None and output_type is not str:
+            if not (isinstance(output_type, type) and issubclass(output_type, pydantic.BaseModel)):
+                raise InvalidTypeError(
+                    f"output_type must be a pydantic BaseModel subclass (or str), got {output_type!r}"
+                )
+        if hooks is not None and not isinstance(hooks, RunHooks):
+            raise InvalidTypeError(f"hooks must be a RunHooks instance, got {hooks!r}")
         self.name = name
         self.model = model if isinstance(model, LanguageModel) else LanguageModel(model)
         self.instructions = instructions
+        self._instructions = compile_instructions(instructions)
         self.tools: list[Tool] = [as_tool(t) for t in _flatten(tools)]
         self.session = session
-        self.output_type = output_type
+        # None for text output; the pydantic model otherwise.
+        self.output_type: type[pydantic.BaseModel] | None = (
+            None if output_type is None or output_type is str else output_type  # type: ignore[assignment]
+        )
         self.max_turns = max_turns
-        self.handoffs: list[Agent] = list(handoffs)
+        self.handoffs: list[Agent[Any, Any]] = list(handoffs)
         self.memory = memory
+        self.deps_type = deps_type
+        self.hooks = hooks
+        self.input_guardrails = as_guardrails(input_guardrails)
+        self.output_guardrails = as_guardrails(output_guardrails)
         if memory is not None:
             from agnt5.memory import memory_tools
 
             self.tools.extend(memory_tools(memory))
-        self._local = _LocalHistory()
         names = [t.name for t in self.tools] + [_handoff_tool_name(a) for a in self.handoffs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -225,53 +206,97 @@ class Agent:
     # -- public entry points --
 
     async def run(
-        self, input: str | Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
-    ) -> AgentResult:
-        """Run until a final answer; raises MaxTurnsExceeded (with `.partial`) after `max_turns` calls."""
-        result: AgentResult | None = None
-        async for event in self._events(input, stream=False):
+        self,
+        input: AgentInput = None,
+        *,
+        session: Session | None = None,
+        deps: DepsT = None,  # type: ignore[assignment]
+        usage_limits: UsageLimits | None = None,
+        hooks: RunHooks[DepsT] | None = None,
+    ) -> AgentResult[OutputT]:
+        """Run until a final answer. The conversation is `session`, else the agent's own session,
+        else a fresh in-memory one for this run alone. Raises MaxTurnsExceeded after `max_turns`
+        model calls and UsageLimitExceeded past `usage_limits` (both carry `.partial`)."""
+        result: AgentResult[OutputT] | None = None
+        async for event in self._events(input, False, session, deps, usage_limits, hooks):
             if isinstance(event, FinalResult):
                 result = event.result
         assert result is not None
         return result
 
     def stream(
-        self, input: str | Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+        self,
+        input: AgentInput = None,
+        *,
+        session: Session | None = None,
+        deps: DepsT = None,  # type: ignore[assignment]
+        usage_limits: UsageLimits | None = None,
+        hooks: RunHooks[DepsT] | None = None,
     ) -> AsyncIterator[RunEvent]:
         """Run with streaming: yields text deltas, tool calls, tool results, handoffs, then FinalResult."""
-        return self._events(input, stream=True)
+        return self._events(input, True, session, deps, usage_limits, hooks)
 
     def run_sync(
-        self, input: str | Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
-    ) -> AgentResult:
+        self,
+        input: AgentInput = None,
+        *,
+        session: Session | None = None,
+        deps: DepsT = None,  # type: ignore[assignment]
+        usage_limits: UsageLimits | None = None,
+        hooks: RunHooks[DepsT] | None = None,
+    ) -> AgentResult[OutputT]:
         """`run` for scripts. Inside a running event loop (Jupyter) the run goes to a worker thread
         with its own loop and this call blocks until it ends; prefer `await agent.run(...)` there."""
+        run = self.run(input, session=session, deps=deps, usage_limits=usage_limits, hooks=hooks)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(input))
+            return asyncio.run(run)
+        context = contextvars.copy_context()  # overrides active here apply on the worker too
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="agnt5-run-sync") as pool:
-            return pool.submit(asyncio.run, self.run(input)).result()
+            return pool.submit(context.run, asyncio.run, run).result()
+
+    def override(
+        self, *, model: LanguageModel | str | Any = overrides._UNSET, deps: Any = overrides._UNSET
+    ) -> AbstractContextManager[None]:
+        """`with agent.override(model=..., deps=...):` runs of this agent and the agents it hands
+        off to use that model (and deps) inside the block only; other tasks are unaffected."""
+        return overrides.override(self, model=model, deps=deps)
 
     # -- the loop --
 
     async def _events(
-        self, input: str | Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, stream: bool
+        self,
+        input: AgentInput,
+        stream: bool,
+        session: Session | None,
+        deps: Any,
+        limits: UsageLimits | None,
+        hooks: RunHooks[Any] | None,
     ) -> AsyncIterator[RunEvent]:
-        inputs = _input_messages(input)
-        session = self.session
-        run = _Run(
-            run_id=f"run_{os.urandom(8).hex()}",
-            conversation=_SessionHistory(session) if session is not None else self._local,
-            session=session,
-        )
-        agent: Agent = self
-        start = run.event("agent_run_started", agent=self.name, model=self.model.model)
+        inputs = input_messages(input)
+        chosen = session if session is not None else self.session
+        conversation = chosen if chosen is not None else run_local_session(self.model.model)
+        run_id = f"run_{os.urandom(8).hex()}"
+        ctx: RunContext[Any] = RunContext(overrides.deps_for(self, deps), conversation, self.name, run_id)
+        run = Run(run_id, conversation, ctx, chosen is not None, limits, hooks)
+        agent: Agent[Any, Any] = self
         try:
+            if self._instructions.static is None and not conversation.store.supports_sync:
+                await conversation.load()  # placeholders read state synchronously
+            if inputs:
+                tripped = await first_tripped(
+                    self.input_guardrails, ctx, input if isinstance(input, str) else inputs, "input"
+                )
+                if tripped is not None:
+                    raise tripped
+            await HookChain.of(self.hooks, hooks).run_start(ctx, self)
+            run.started = True
+            start = run.event("agent_run_started", agent=self.name, model=overrides.model_for(self).model)
             if inputs:
                 await run.append([(m, {"agent": self.name}) for m in inputs], [start])
-            elif session is not None:
-                await session._append([], [start])
+            else:
+                await run.audit([start])
             while True:
                 async for event in agent._turns(run, stream):
                     yield event
@@ -280,44 +305,57 @@ class Agent:
                 target = run.handoff_to
                 assert target is not None
                 run.handoff_to = None
+                await HookChain.of(agent.hooks, hooks).handoff(ctx, agent, target)
                 yield HandoffEvent(agent.name, target.name)
                 agent = target
+                ctx.agent_name = agent.name
+            tripped = await first_tripped(agent.output_guardrails, ctx, run.output, "output")
+            if tripped is not None:
+                raise tripped
             # The final answer and the run's end are stored in one transaction.
-            await run.append(run.final, [_finished(run, agent)] if session is not None else [])
+            await run.append(run.final, [_finished(run, agent)])
             result = AgentResult(run.output, agent.name, run.messages, run.usage, run.turns, run.run_id)
+            await HookChain.of(agent.hooks, hooks).run_end(ctx, agent, result)
             yield FinalResult(result)
         except BaseException as exc:
-            if session is not None and not isinstance(exc, GeneratorExit):
-                failed = run.event(
-                    "agent_run_failed", agent=agent.name, error=type(exc).__name__, message=str(exc)[:500]
-                )
-                try:
-                    await asyncio.shield(session._append([], [failed]))
-                except Exception:
-                    pass  # the original error matters more than its audit record
+            if isinstance(exc, UsageLimitExceeded) and exc.partial is None:
+                exc.partial = _partial(run, agent)
+            if not isinstance(exc, GeneratorExit):
+                await _record_failure(run, agent, exc)
             raise
         finally:
-            if session is not None:
-                session.clear_temp()
+            conversation.clear_temp()
+            if not run.durable:
+                await discard(conversation)
 
-    async def _turns(self, run: _Run, stream: bool) -> AsyncIterator[RunEvent]:
+    async def _turns(self, run: Run, stream: bool) -> AsyncIterator[RunEvent]:
         """Model calls of this agent until it answers, hands off, or runs out of turns."""
-        history = await run.conversation.read()
+        model = overrides.model_for(self)
+        chain = HookChain.of(self.hooks, run.hooks)
+        ctx = run.ctx
+        history = await run.read()
         tools = {t.name: t for t in self.tools}
         handoffs = {_handoff_tool_name(a): a for a in self.handoffs}
         schemas = [t.schema() for t in self.tools] + [_handoff_schema(a) for a in self.handoffs]
-        native_output = self.output_type is not None and self.model.supports_response_schema
+        native_output = self.output_type is not None and model.supports_response_schema
         if self.output_type is not None and not native_output:
             schemas.append(_final_result_schema(self.output_type))
         response_format = self.output_type if native_output else None
         corrected = False
         meta = {"agent": self.name}
-        budget = self._budget(schemas)
+        counter = counter_for(model.model)
+        tools_tokens = sum(counter.text(json.dumps(s, separators=(",", ":"))) for s in schemas)
+        budget = _budget(model, tools_tokens)
         for _ in range(self.max_turns):
-            prompt, history = await self._prompt(run, history, budget)
+            prompt, history = await self._prompt(run, model, history, budget)
+            if chain:
+                prompt = await chain.model_request(ctx, self, prompt)
+            if run.limits is not None:
+                prompt_tokens = counter.messages(prompt) + tools_tokens
+                run.limits.check_before_request(run.usage, run.turns, prompt_tokens)
             response: ModelResponse | None = None
             if stream:
-                async for delta in self.model.stream(
+                async for delta in model.stream(
                     prompt, tools=schemas or None, response_format=response_format
                 ):
                     if isinstance(delta, ModelTextDelta):
@@ -325,53 +363,37 @@ class Agent:
                     elif isinstance(delta, ResponseComplete):
                         response = delta.response
             else:
-                response = await self.model.generate(
+                response = await model.generate(
                     prompt, tools=schemas or None, response_format=response_format
                 )
             assert response is not None
-            run.turns += 1
-            run.usage += response.usage
+            run.add_usage(response.usage)
+            if chain:
+                await chain.model_response(ctx, self, response)
+            if run.limits is not None:
+                run.limits.check_after_response(run.usage, response.usage, model.model)
             assistant = response.message()
             assistant["name"] = self.name
 
             if response.tool_calls:
-                for call in response.tool_calls:
+                calls = response.tool_calls
+                if run.limits is not None:
+                    run.limits.check_tool_calls(run.tool_calls, sum(c.name in tools for c in calls))
+                run.tool_calls += sum(c.name in tools for c in calls)
+                for call in calls:
                     yield ToolCallEvent(self.name, call.id, call.name, call.arguments)
-                results = await asyncio.gather(
-                    *(self._call_tool(call, tools, handoffs, run) for call in response.tool_calls)
+                results = await gather_or_cancel(
+                    self._call_tool(call, tools, handoffs, ctx, chain) for call in calls
                 )
-                events = []
-                for call, (result, duration) in zip(response.tool_calls, results, strict=True):
-                    events.append(
-                        run.event(
-                            "tool_call",
-                            agent=self.name,
-                            call_id=call.id,
-                            name=call.name,
-                            arguments=call.arguments,
-                        )
-                    )
-                    events.append(
-                        run.event(
-                            "tool_result",
-                            agent=self.name,
-                            call_id=call.id,
-                            name=call.name,
-                            is_error=result.is_error,
-                            duration_ms=round(duration * 1000, 3),
-                        )
-                    )
-                target = next((handoffs[c.name] for c in response.tool_calls if c.name in handoffs), None)
-                if target is not None:
-                    events.append(run.event("handoff", from_agent=self.name, to_agent=target.name))
-                final = self._final_from_tool(response.tool_calls, results)
+                target = next((handoffs[c.name] for c in calls if c.name in handoffs), None)
+                final = self._final_from_tool(calls, results)
                 items = [(assistant, meta)] + [
                     ({"role": "tool", "tool_call_id": call.id, "content": result.content}, meta)
-                    for call, (result, _) in zip(response.tool_calls, results, strict=True)
+                    for call, (result, _) in zip(calls, results, strict=True)
                 ]
-                stored = await run.append(items, events)
+                stored = await run.append(items, _tool_events(run, self, calls, results, target))
                 history.extend(stored)
-                for call, (result, _) in zip(response.tool_calls, results, strict=True):
+                for call, (result, _) in zip(calls, results, strict=True):
                     yield ToolResultEvent(self.name, call.id, call.name, result.content, result.is_error)
                 if final is not None:
                     run.output, run.done = final, True
@@ -406,56 +428,51 @@ class Agent:
             run.final = [(assistant, meta)]
             run.output, run.done = output, True
             return
-        partial = AgentResult(None, self.name, run.messages, run.usage, run.turns, run.run_id)
         raise MaxTurnsExceeded(
             f"agent {self.name!r} made {self.max_turns} model calls without a final answer; raise max_turns "
             "or check the tools' results (the partial run is on .partial)",
-            partial=partial,
+            partial=_partial(run, self),
         )
 
-    def _budget(self, schemas: Sequence[Mapping[str, Any]]) -> int:
-        """Prompt tokens available to the messages: the context window less the output reserve
-        (`max_tokens` if set, else a quarter of the window up to the model's output limit), the
-        tools' schemas and the reply primer."""
-        lm = self.model
-        counter = counter_for(lm.model)
-        window = lm.context_window
-        reserve = lm.params.get("max_tokens") or min(lm.max_output_tokens, window // 4)
-        tools_tokens = sum(counter.text(json.dumps(schema, separators=(",", ":"))) for schema in schemas)
-        return window - int(reserve) - tools_tokens - REPLY_PRIMER_TOKENS
-
     async def _prompt(
-        self, run: _Run, history: list[dict[str, Any]], budget: int
+        self, run: Run, model: LanguageModel, history: list[dict[str, Any]], budget: int
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Instructions + history fitted to `budget` tokens; returns (prompt, history).
+        """Rendered instructions + history fitted to `budget` tokens; returns (prompt, history).
 
         Over budget, a session whose retention names a `prune_strategy` is pruned
         with it (`agnt5.pruning.prune_to_fit`); otherwise — and if that is still not enough —
         system messages stay and the newest whole blocks that fit are sent, starting at a user
         message, without deleting anything (`agnt5.blocks.fit_to_budget`).
         """
-        lm = self.model
-        counter = counter_for(lm.model)
-        instructions = [{"role": "system", "content": self.instructions}] if self.instructions else []
+        counter = counter_for(model.model)
+        text = self._instructions.static
+        if text is None:
+            text = await self._instructions.render(run.ctx)
+        instructions = [{"role": "system", "content": text}] if text else []
 
         def count(message: Mapping[str, Any]) -> int:
             stored = getattr(message, "tokens", None)
             return stored if isinstance(stored, int) else counter.message(message)
 
         own = sum(count(m) for m in instructions)
-        if own + sum(count(m) for m in history) > budget and run.session is not None:
+        if own + sum(count(m) for m in history) > budget and run.durable:
             from agnt5.pruning import prune_to_fit
 
-            pruned = await prune_to_fit(run.session, budget - own, model=lm)
+            pruned = await prune_to_fit(run.session, budget - own, model=model)
             if pruned is not None and pruned.changed:
-                history = await run.conversation.read()
+                history = await run.read()
         messages: list[Mapping[str, Any]] = [*instructions, *history]
         if own + sum(count(m) for m in history) > budget:
             messages = fit_to_budget(messages, budget, count)
         return to_provider_messages(messages), history
 
     async def _call_tool(
-        self, call: ToolCall, tools: Mapping[str, Tool], handoffs: Mapping[str, Agent], run: _Run
+        self,
+        call: ToolCall,
+        tools: Mapping[str, Tool],
+        handoffs: Mapping[str, Agent[Any, Any]],
+        ctx: RunContext[Any],
+        chain: HookChain,
     ) -> tuple[ToolResult, float]:
         started = time.perf_counter()
         if call.name in handoffs:
@@ -463,11 +480,18 @@ class Agent:
         elif call.name == FINAL_RESULT_TOOL and self.output_type is not None:
             result = self._check_final(call)
         elif call.name in tools:
-            ctx = RunContext(session=run.session, agent_name=self.name)
-            result = await tools[call.name].invoke(call.arguments, ctx)
+            tool_ctx = ctx.for_tool(call.id)
+            planned = await chain.tool_call(tool_ctx, self, call) if chain else call
+            if isinstance(planned, ToolResult):
+                result = planned  # blocked by a hook
+            elif planned.name in tools:
+                result = await tools[planned.name].invoke(planned.arguments, tool_ctx)
+            else:
+                result = _unknown_tool(planned, tools, handoffs)
+            if chain:
+                result = await chain.tool_result(tool_ctx, self, call, result)
         else:
-            known = ", ".join(sorted([*tools, *handoffs])) or "none"
-            result = ToolResult(f"Error: unknown tool {call.name!r}; available tools: {known}", is_error=True)
+            result = _unknown_tool(call, tools, handoffs)
         return result, time.perf_counter() - started
 
     def _check_final(self, call: ToolCall) -> ToolResult:
@@ -502,33 +526,27 @@ def _flatten(items: Iterable[Any]) -> Iterable[Any]:
             yield item
 
 
-def _input_messages(
-    input: str | Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
-) -> list[Mapping[str, Any]]:
-    if input is None:
-        return []
-    if isinstance(input, str):
-        return [{"role": "user", "content": input}]
-    if isinstance(input, Mapping):
-        return [input]
-    if isinstance(input, Sequence):
-        messages: list[Mapping[str, Any]] = []
-        for item in input:
-            if not isinstance(item, Mapping):
-                raise InvalidTypeError(f"agent input lists hold message dicts, got {type(item).__name__}")
-            messages.append(item)
-        return messages
-    raise InvalidTypeError(
-        f"agent input must be a string, a message dict or a list of them, got {type(input).__name__}"
-    )
+def _budget(model: LanguageModel, tools_tokens: int) -> int:
+    """Prompt tokens available to the messages: the context window less the output reserve
+    (`max_tokens` if set, else a quarter of the window up to the model's output limit), the
+    tools' schemas and the reply primer."""
+    window = model.context_window
+    reserve = model.params.get("max_tokens") or min(model.max_output_tokens, window // 4)
+    return window - int(reserve) - tools_tokens - REPLY_PRIMER_TOKENS
 
 
-def _handoff_tool_name(agent: Agent) -> str:
+def _unknown_tool(call: ToolCall, tools: Mapping[str, Tool], handoffs: Mapping[str, Any]) -> ToolResult:
+    known = ", ".join(sorted([*tools, *handoffs])) or "none"
+    return ToolResult(f"Error: unknown tool {call.name!r}; available tools: {known}", is_error=True)
+
+
+def _handoff_tool_name(agent: Agent[Any, Any]) -> str:
     return f"transfer_to_{agent.name}"[:64]
 
 
-def _handoff_schema(agent: Agent) -> dict[str, Any]:
-    about = agent.instructions.strip().splitlines()[0] if agent.instructions.strip() else ""
+def _handoff_schema(agent: Agent[Any, Any]) -> dict[str, Any]:
+    text = agent.instructions if isinstance(agent.instructions, str) else ""
+    about = text.strip().splitlines()[0] if text.strip() else ""
     description = f"Hand the conversation over to the agent {agent.name!r}." + (
         f" It: {about}" if about else ""
     )
@@ -557,7 +575,39 @@ def _errors(exc: pydantic.ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'output'}: {e['msg']}" for e in exc.errors())
 
 
-def _finished(run: _Run, agent: Agent) -> NewEvent:
+def _tool_events(
+    run: Run,
+    agent: Agent[Any, Any],
+    calls: Sequence[ToolCall],
+    results: Sequence[tuple[ToolResult, float]],
+    target: Agent[Any, Any] | None,
+) -> list[NewEvent]:
+    """Audit events of one tool step (stored with its messages; none on a run-local session)."""
+    if not run.durable:
+        return []
+    events = []
+    for call, (result, duration) in zip(calls, results, strict=True):
+        events.append(
+            run.event(
+                "tool_call", agent=agent.name, call_id=call.id, name=call.name, arguments=call.arguments
+            )
+        )
+        events.append(
+            run.event(
+                "tool_result",
+                agent=agent.name,
+                call_id=call.id,
+                name=call.name,
+                is_error=result.is_error,
+                duration_ms=round(duration * 1000, 3),
+            )
+        )
+    if target is not None:
+        events.append(run.event("handoff", from_agent=agent.name, to_agent=target.name))
+    return events
+
+
+def _finished(run: Run, agent: Agent[Any, Any]) -> NewEvent:
     return run.event(
         "agent_run_finished",
         agent=agent.name,
@@ -568,4 +618,27 @@ def _finished(run: _Run, agent: Agent) -> NewEvent:
     )
 
 
-__all__ = ["Agent", "AgentResult"]
+async def _record_failure(run: Run, agent: Agent[Any, Any], exc: BaseException) -> None:
+    """Audit a stopped run: `guardrail_tripped` for a guardrail, `agent_run_failed` once started."""
+    events = []
+    if isinstance(exc, GuardrailTripped):
+        events.append(
+            run.event(
+                "guardrail_tripped",
+                agent=agent.name,
+                guardrail=exc.guardrail,
+                kind=exc.kind,
+                reason=exc.reason,
+            )
+        )
+    if run.started:
+        events.append(
+            run.event("agent_run_failed", agent=agent.name, error=type(exc).__name__, message=str(exc)[:500])
+        )
+    try:
+        await run.audit(events)
+    except Exception:
+        pass  # the original error matters more than its audit record
+
+
+__all__ = ["Agent", "AgentResult", "OutputT"]

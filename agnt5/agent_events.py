@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agnt5.agent import AgentResult
@@ -50,7 +50,7 @@ class HandoffEvent:
 class FinalResult:
     """The last event of a run: the same AgentResult that `run` returns."""
 
-    result: AgentResult
+    result: AgentResult[Any]
 
 
 RunEvent = TextDelta | ToolCallEvent | ToolResultEvent | HandoffEvent | FinalResult

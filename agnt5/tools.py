@@ -16,7 +16,7 @@ import typing
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, cast, overload
+from typing import Any, Generic, cast, overload
 
 import pydantic
 import pydantic_core
@@ -24,9 +24,7 @@ from pydantic.fields import FieldInfo
 from typing_extensions import ParamSpec, TypeVar
 
 from agnt5.errors import ToolDefinitionError
-
-if TYPE_CHECKING:
-    from agnt5.session import Session
+from agnt5.run_context import RunContext as RunContext  # re-exported: tools ask for it by annotation
 
 P = ParamSpec("P", default=...)
 """A tool function's parameters (so calling a `@tool` function directly stays type-checked)."""
@@ -42,14 +40,6 @@ _SECTION_RE = re.compile(
 _ARG_SECTIONS = {"args", "arguments", "parameters", "params"}
 _GOOGLE_ARG_RE = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _SPHINX_PARAM_RE = re.compile(r"^:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
-
-
-@dataclass
-class RunContext:
-    """What a running tool may know about its caller; ask for it by annotating a parameter `RunContext`."""
-
-    session: Session | None = None
-    agent_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +142,10 @@ def _parameter_hints(function: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _is_run_context(annotation: Any) -> bool:
+    """`RunContext`, `RunContext[MyDeps]`, or either inside `Annotated[...]`."""
     if typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
+    annotation = typing.get_origin(annotation) or annotation
     return isinstance(annotation, type) and issubclass(annotation, RunContext)
 
 
@@ -295,8 +287,13 @@ class Tool(Generic[P, R]):
             "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
         }
 
-    async def invoke(self, arguments: str | Mapping[str, Any], ctx: RunContext | None = None) -> ToolResult:
-        """Validate `arguments` (the model's JSON text) and run the tool; failures become error results."""
+    async def invoke(
+        self, arguments: str | Mapping[str, Any], ctx: RunContext[Any] | None = None
+    ) -> ToolResult:
+        """Validate `arguments` (the model's JSON text) and run the tool; failures become error results.
+
+        A tool that asks for a RunContext and is invoked without one (outside a run) gets one with
+        no deps and a fresh in-memory session."""
         if isinstance(arguments, str):
             try:
                 parsed = json.loads(arguments) if arguments.strip() else {}
@@ -313,7 +310,7 @@ class Tool(Generic[P, R]):
 
         values = {name: getattr(validated, name) for name in type(validated).model_fields}
         if self.context_param is not None:
-            values[self.context_param] = ctx if ctx is not None else RunContext()
+            values[self.context_param] = ctx if ctx is not None else _detached_context()
         args = [values.pop(name) for name in self._positional]
         try:
             if self.is_async:
@@ -328,6 +325,13 @@ class Tool(Generic[P, R]):
 
     def _error(self, problem: str) -> ToolResult:
         return ToolResult(f"Error: invalid arguments for tool '{self.name}': {problem}", is_error=True)
+
+
+def _detached_context() -> RunContext[Any]:
+    from agnt5.agent_run import run_local_session
+    from agnt5.config import default_model
+
+    return RunContext(deps=None, session=run_local_session(default_model()))
 
 
 def _serialise(value: Any) -> str:

@@ -15,6 +15,7 @@ from _wire import anthropic_message, gemini_content, openai_call, openai_chat, o
 from agnt5 import Agent, LanguageModel, RunContext, Session, tool
 from agnt5.agent_events import FinalResult, HandoffEvent, TextDelta, ToolCallEvent, ToolResultEvent
 from agnt5.errors import AuthenticationError, MaxTurnsExceeded, OutputValidationError, ProviderError
+from agnt5.messages import to_provider_messages
 from agnt5.store.sqlite import SqliteStore
 
 OPENAI = "https://api.openai.com/v1/chat/completions"
@@ -450,13 +451,22 @@ async def test_authentication_error_is_typed() -> None:
 
 
 @respx.mock
-async def test_agent_without_session_keeps_its_own_history() -> None:
-    route = respx.post(OPENAI).mock(side_effect=[openai_chat("Hi Ann."), openai_chat("Your name is Ann.")])
+async def test_agent_without_session_keeps_no_memory_between_runs(mem_store: SqliteStore) -> None:
+    route = respx.post(OPENAI).mock(
+        side_effect=[openai_chat("Hi Ann."), openai_chat("I don't know."), openai_chat("Your name is Ann.")]
+    )
     agent = Agent("a")
-    await agent.run("I am Ann")
+    first = await agent.run("I am Ann")
     result = await agent.run("What is my name?")
-    assert result.output == "Your name is Ann."
-    assert [m["content"] for m in sent(route, 1)["messages"]] == ["I am Ann", "Hi Ann.", "What is my name?"]
+    # Each run without a session has a fresh history of its own: no hidden memory on the agent.
+    assert result.output == "I don't know."
+    assert [m["content"] for m in sent(route, 1)["messages"]] == ["What is my name?"]
+    assert [m["content"] for m in first.messages] == ["I am Ann", "Hi Ann."]
+    # A conversation is a session: pass one per run.
+    session = Session("ann", store=mem_store)
+    await session.send_messages(to_provider_messages(first.messages))
+    await agent.run("What is my name?", session=session)
+    assert [m["content"] for m in sent(route, 2)["messages"]] == ["I am Ann", "Hi Ann.", "What is my name?"]
 
 
 @respx.mock

@@ -160,7 +160,8 @@ async def test_invoke_sync_and_coerce() -> None:
 
 
 async def test_async_tool_gets_run_context() -> None:
-    result = await find_user.invoke('{"user_id": 7}', RunContext(session=None, agent_name="support"))
+    ctx = RunContext(deps=None, session=None, agent_name="support")  # type: ignore[arg-type]
+    result = await find_user.invoke('{"user_id": 7}', ctx)
     assert not result.is_error
     assert json.loads(result.content) == {"id": 7, "agent": "support", "has_session": False}
 

@@ -1,0 +1,144 @@
+"""The state of one agent run, kept apart from the Agent (a definition shared by any number of runs).
+
+A run writes to its session: the one given to `run(session=...)`, else the agent's own, else a
+fresh session on a process-wide in-memory store, deleted when the run ends (its messages stay on
+the result). Nothing run-specific is ever stored on an Agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agnt5.errors import InvalidTypeError
+from agnt5.run_context import RunContext
+from agnt5.store.base import NewEvent
+from agnt5.usage import Usage, UsageLimits
+
+if TYPE_CHECKING:
+    from agnt5.agent import Agent
+    from agnt5.hooks import RunHooks
+    from agnt5.session import Session
+    from agnt5.store.sqlite import SqliteStore
+
+T = TypeVar("T")
+
+_store_lock = threading.Lock()
+_store: SqliteStore | None = None
+
+
+def _run_store() -> SqliteStore:
+    """The in-memory store of run-local sessions (one per process; never the user's database)."""
+    global _store
+    with _store_lock:
+        if _store is None:
+            from agnt5.store.sqlite import SqliteStore
+
+            _store = SqliteStore(":memory:")
+        return _store
+
+
+def run_local_session(model: str) -> Session:
+    """A fresh session for one run that was given none (in memory, deleted at the run's end)."""
+    from agnt5.session import Session
+
+    return Session(f"run-{os.urandom(12).hex()}", store=_run_store(), model=model)
+
+
+async def discard(session: Session) -> None:
+    """Delete a run-local session (shielded: a cancelled run still frees its memory)."""
+    await asyncio.shield(session.store.delete_session(session.id))
+
+
+@dataclass
+class Run:
+    """State shared by the agents of one run (a handoff continues the same run)."""
+
+    run_id: str
+    session: Session
+    ctx: RunContext[Any]
+    durable: bool  # the session is the application's (audit events are stored); else run-local
+    limits: UsageLimits | None = None
+    hooks: RunHooks[Any] | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    turns: int = 0
+    tool_calls: int = 0
+    started: bool = False
+    handoff_to: Agent[Any, Any] | None = None
+    output: Any = None
+    done: bool = False
+    final: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = field(default_factory=list)
+
+    def event(self, type: str, **data: Any) -> NewEvent:
+        return NewEvent(type, {"run_id": self.run_id, **data})
+
+    def add_usage(self, usage: Usage) -> None:
+        self.turns += 1
+        self.usage += usage
+        self.ctx.usage = self.usage
+
+    async def read(self) -> list[dict[str, Any]]:
+        return list(await self.session.history())
+
+    async def append(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        events: Sequence[NewEvent] = (),
+    ) -> list[dict[str, Any]]:
+        """Store messages and (on an application's session) audit events in one transaction.
+
+        Shielded: once the model has answered, its message and tool results are stored whole.
+        """
+        stored: list[dict[str, Any]] = list(
+            await asyncio.shield(self.session._append(items, events if self.durable else ()))
+        )
+        self.messages.extend(stored)
+        return stored
+
+    async def audit(self, events: Sequence[NewEvent]) -> None:
+        """Record audit events on an application's session (a no-op on a run-local one)."""
+        if self.durable and events:
+            await asyncio.shield(self.session._append([], events))
+
+
+async def gather_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:
+    """All results in order; on the first failure the others are cancelled (and awaited) before
+    the error propagates, so no tool keeps running after its run stopped."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def input_messages(
+    input: str | Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+) -> list[Mapping[str, Any]]:
+    """A run's input as messages: a string is one user message."""
+    if input is None:
+        return []
+    if isinstance(input, str):
+        return [{"role": "user", "content": input}]
+    if isinstance(input, Mapping):
+        return [input]
+    if isinstance(input, Sequence):
+        messages: list[Mapping[str, Any]] = []
+        for item in input:
+            if not isinstance(item, Mapping):
+                raise InvalidTypeError(f"agent input lists hold message dicts, got {type(item).__name__}")
+            messages.append(item)
+        return messages
+    raise InvalidTypeError(
+        f"agent input must be a string, a message dict or a list of them, got {type(input).__name__}"
+    )
+
+
+__all__ = ["Run", "discard", "gather_or_cancel", "input_messages", "run_local_session"]
