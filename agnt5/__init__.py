@@ -26,8 +26,16 @@ _LAZY = {
     "Tool": "agnt5.tools",
     "RunContext": "agnt5.run_context",
     "Usage": "agnt5.usage",
+    "UsageLimits": "agnt5.usage",
     "Agent": "agnt5.agent",
     "AgentResult": "agnt5.agent",
+    "RunHooks": "agnt5.hooks",
+    "Guardrail": "agnt5.guardrails",
+    "GuardrailResult": "agnt5.guardrails",
+    "UsageLimitExceeded": "agnt5.errors",
+    "GuardrailTripped": "agnt5.errors",
+    "HookError": "agnt5.errors",
+    "InstructionsError": "agnt5.errors",
     "Memory": "agnt5.memory",
     "MemoryResult": "agnt5.memory",
     "memory_tools": "agnt5.memory",
@@ -41,6 +49,13 @@ if TYPE_CHECKING:
     from agnt5.agent import AgentResult as AgentResult
     from agnt5.config import configure as configure
     from agnt5.entity import Entity as Entity
+    from agnt5.errors import GuardrailTripped as GuardrailTripped
+    from agnt5.errors import HookError as HookError
+    from agnt5.errors import InstructionsError as InstructionsError
+    from agnt5.errors import UsageLimitExceeded as UsageLimitExceeded
+    from agnt5.guardrails import Guardrail as Guardrail
+    from agnt5.guardrails import GuardrailResult as GuardrailResult
+    from agnt5.hooks import RunHooks as RunHooks
     from agnt5.memory import Memory as Memory
     from agnt5.memory import MemoryResult as MemoryResult
     from agnt5.memory import memory_tools as memory_tools
@@ -57,6 +72,7 @@ if TYPE_CHECKING:
     from agnt5.tools import Tool as Tool
     from agnt5.tools import tool as tool
     from agnt5.usage import Usage as Usage
+    from agnt5.usage import UsageLimits as UsageLimits
 
 
 def __getattr__(name: str) -> Any:
