@@ -202,7 +202,12 @@ class CassetteMismatchError(CassetteError, ModelError):
 
 
 class ScriptExhaustedError(Agnt5Error, AssertionError):
-    """A ScriptedModel was called more times than steps were queued (or not all were used)."""
+    """A ScriptedModel was called more times than steps were queued: script another step."""
+
+
+class ScriptIncompleteError(Agnt5Error, AssertionError):
+    """`ScriptedModel.assert_complete()`: some queued steps were never used (the code under test
+    made fewer model calls than scripted)."""
 
 
 class AgentError(Agnt5Error):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic
 
-from agnt5.errors import ScriptExhaustedError
+from agnt5.errors import ScriptExhaustedError, ScriptIncompleteError
 from agnt5.messages import to_provider_messages
 from agnt5.models import (
     LanguageModel,
@@ -44,7 +44,8 @@ class ScriptedModel(LanguageModel):
         model.assert_complete()
 
     Each step answers one call, in order. A call with no step left raises ScriptExhaustedError;
-    `assert_complete()` raises it when steps were left unused. `calls` records every request.
+    `assert_complete()` raises ScriptIncompleteError when steps were left unused (both are also
+    AssertionErrors). `calls` records every request.
     """
 
     def __init__(
@@ -113,9 +114,12 @@ class ScriptedModel(LanguageModel):
         return len(self._steps)
 
     def assert_complete(self) -> None:
-        """Fail unless every queued step was used."""
+        """Raise ScriptIncompleteError unless every queued step was used."""
         if self._steps:
-            raise ScriptExhaustedError(f"{len(self._steps)} scripted step(s) were never used ({self!r})")
+            raise ScriptIncompleteError(
+                f"{len(self._steps)} scripted step(s) were never used ({self!r}): the code under test "
+                "made fewer model calls than scripted; remove the extra steps or check why a call was skipped"
+            )
 
     # -- the LanguageModel interface --
 

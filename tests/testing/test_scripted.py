@@ -7,7 +7,7 @@ import pytest
 
 from agnt5 import Agent, Session
 from agnt5.agent_events import FinalResult, TextDelta
-from agnt5.errors import RateLimitError, ScriptExhaustedError
+from agnt5.errors import RateLimitError, ScriptExhaustedError, ScriptIncompleteError
 from agnt5.store.sqlite import SqliteStore
 from agnt5.testing import ScriptedModel
 
@@ -59,8 +59,10 @@ async def test_an_extra_call_fails_loudly_and_unused_steps_are_reported() -> Non
         await Agent("a", model=model, tools=[lookup]).run("go")
     leftover = ScriptedModel().text("one").text("two")
     await Agent("a", model=leftover).run("hi")
-    with pytest.raises(ScriptExhaustedError, match="1 scripted step"):
+    with pytest.raises(ScriptIncompleteError, match="1 scripted step") as unused:
         leftover.assert_complete()
+    assert not isinstance(unused.value, ScriptExhaustedError)
+    assert isinstance(unused.value, AssertionError)
 
 
 async def test_streaming_from_a_scripted_model() -> None:
