@@ -50,6 +50,7 @@ from agnt5.instructions import Instructions, compile_instructions
 from agnt5.messages import to_provider_messages
 from agnt5.models import LanguageModel, ModelResponse, ResponseComplete, ToolCall, Usage
 from agnt5.models import TextDelta as ModelTextDelta
+from agnt5.pending_calls import unanswered_calls, without_unanswered_calls
 from agnt5.run_context import DepsT, RunContext
 from agnt5.store.base import NewEvent
 from agnt5.tokens import REPLY_PRIMER_TOKENS, counter_for
@@ -292,13 +293,20 @@ class Agent(Generic[DepsT, OutputT]):
                     raise tripped
             await HookChain.of(self.hooks, hooks).run_start(ctx, self)
             run.started = True
-            start = run.event("agent_run_started", agent=self.name, model=overrides.model_for(self).model)
-            if inputs:
-                await run.append([(m, {"agent": self.name}) for m in inputs], [start])
-            else:
-                await run.audit([start])
+            # A run-local session starts empty; an application's may end with calls never answered.
+            history = await run.read() if run.durable else []
+            items: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
+            events = [run.event("agent_run_started", agent=self.name, model=overrides.model_for(self).model)]
+            pending = self._resumable(unanswered_calls(history)) if history else []
+            answers = await self._run_tools(run, pending, {}) if pending else []
+            items += [_tool_message(c, a, self.name) for c, (a, _) in zip(pending, answers, strict=True)]
+            events += _tool_events(run, self, pending, answers, None)
+            items += [(m, {"agent": self.name}) for m in inputs]
+            history += await run.append(items, events)
+            for call, (answer, _) in zip(pending, answers, strict=True):
+                yield ToolResultEvent(self.name, call.id, call.name, answer.content, answer.is_error)
             while True:
-                async for event in agent._turns(run, stream):
+                async for event in agent._turns(run, stream, history):
                     yield event
                 if run.done:
                     break
@@ -309,6 +317,7 @@ class Agent(Generic[DepsT, OutputT]):
                 yield HandoffEvent(agent.name, target.name)
                 agent = target
                 ctx.agent_name = agent.name
+                history = await run.read()
             tripped = await first_tripped(agent.output_guardrails, ctx, run.output, "output")
             if tripped is not None:
                 raise tripped
@@ -328,13 +337,11 @@ class Agent(Generic[DepsT, OutputT]):
             if not run.durable:
                 await discard(conversation)
 
-    async def _turns(self, run: Run, stream: bool) -> AsyncIterator[RunEvent]:
+    async def _turns(self, run: Run, stream: bool, history: list[dict[str, Any]]) -> AsyncIterator[RunEvent]:
         """Model calls of this agent until it answers, hands off, or runs out of turns."""
         model = overrides.model_for(self)
         chain = HookChain.of(self.hooks, run.hooks)
         ctx = run.ctx
-        history = await run.read()
-        tools = {t.name: t for t in self.tools}
         handoffs = {_handoff_tool_name(a): a for a in self.handoffs}
         schemas = [t.schema() for t in self.tools] + [_handoff_schema(a) for a in self.handoffs]
         native_output = self.output_type is not None and model.supports_response_schema
@@ -377,18 +384,13 @@ class Agent(Generic[DepsT, OutputT]):
 
             if response.tool_calls:
                 calls = response.tool_calls
-                if run.limits is not None:
-                    run.limits.check_tool_calls(run.tool_calls, sum(c.name in tools for c in calls))
-                run.tool_calls += sum(c.name in tools for c in calls)
                 for call in calls:
                     yield ToolCallEvent(self.name, call.id, call.name, call.arguments)
-                results = await gather_or_cancel(
-                    self._call_tool(call, tools, handoffs, ctx, chain) for call in calls
-                )
+                results = await self._run_tools(run, calls, handoffs)
                 target = next((handoffs[c.name] for c in calls if c.name in handoffs), None)
                 final = self._final_from_tool(calls, results)
                 items = [(assistant, meta)] + [
-                    ({"role": "tool", "tool_call_id": call.id, "content": result.content}, meta)
+                    _tool_message(call, result, self.name)
                     for call, (result, _) in zip(calls, results, strict=True)
                 ]
                 stored = await run.append(items, _tool_events(run, self, calls, results, target))
@@ -461,10 +463,34 @@ class Agent(Generic[DepsT, OutputT]):
             pruned = await prune_to_fit(run.session, budget - own, model=model)
             if pruned is not None and pruned.changed:
                 history = await run.read()
-        messages: list[Mapping[str, Any]] = [*instructions, *history]
+        messages: list[Mapping[str, Any]] = without_unanswered_calls([*instructions, *history])
         if own + sum(count(m) for m in history) > budget:
             messages = fit_to_budget(messages, budget, count)
         return to_provider_messages(messages), history
+
+    def _resumable(self, calls: Sequence[Mapping[str, Any]]) -> list[ToolCall]:
+        """Unanswered stored calls this agent can run itself (all name its tools), else none:
+        those are then left out of the prompt (`agnt5.pending_calls`)."""
+        tools = {t.name for t in self.tools}
+        parsed = [
+            ToolCall(
+                str(c.get("id")), str(c["function"].get("name")), str(c["function"].get("arguments") or "{}")
+            )
+            for c in calls
+        ]
+        return parsed if parsed and all(c.name in tools for c in parsed) else []
+
+    async def _run_tools(
+        self, run: Run, calls: Sequence[ToolCall], handoffs: Mapping[str, Agent[Any, Any]]
+    ) -> list[tuple[ToolResult, float]]:
+        """Run one step's tool calls concurrently (after the tool-call limit is checked)."""
+        tools = {t.name: t for t in self.tools}
+        count = sum(c.name in tools for c in calls)
+        if run.limits is not None:
+            run.limits.check_tool_calls(run.tool_calls, count)
+        run.tool_calls += count
+        chain = HookChain.of(self.hooks, run.hooks)
+        return await gather_or_cancel(self._call_tool(c, tools, handoffs, run.ctx, chain) for c in calls)
 
     async def _call_tool(
         self,
@@ -533,6 +559,10 @@ def _budget(model: LanguageModel, tools_tokens: int) -> int:
     window = model.context_window
     reserve = model.params.get("max_tokens") or min(model.max_output_tokens, window // 4)
     return window - int(reserve) - tools_tokens - REPLY_PRIMER_TOKENS
+
+
+def _tool_message(call: ToolCall, result: ToolResult, agent: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"role": "tool", "tool_call_id": call.id, "content": result.content}, {"agent": agent}
 
 
 def _unknown_tool(call: ToolCall, tools: Mapping[str, Tool], handoffs: Mapping[str, Any]) -> ToolResult:
