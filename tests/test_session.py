@@ -888,37 +888,76 @@ async def test_cancelled_send_message_stores_whole_or_nothing(store: Store) -> N
 async def test_wait_for_timeouts_store_whole_or_nothing(store: Store) -> None:
     s = Session("timeouts", store=store)
     sent: dict[str, dict[str, Any]] = {}
+    returned: set[str] = set()
     for i in range(60):
         content = f"t{i}"
         sent[content] = {"i": i}
+        # Timeouts from 0 (cancelled before it runs) to ~0.9 s (time to finish even on a busy machine).
+        timeout = 0.0 if i == 0 else 0.00002 * 1.2**i
         try:
             await asyncio.wait_for(
-                s.send_message({"role": "user", "content": content}, metadata={"i": i}), timeout=i * 0.00005
+                s.send_message({"role": "user", "content": content}, metadata={"i": i}), timeout=timeout
             )
+            returned.add(content)
         except TimeoutError:
             pass
     await _settle()
-    await _check_whole_or_absent(s, sent)
+    stored = {m["content"] for m in await _check_whole_or_absent(s, sent)}
+    assert returned <= stored
+    assert "t0" not in stored  # timed out before it ever ran
+    # Some of each: calls that landed and calls that never did, so the checks above saw both.
+    assert returned and len(stored) < len(sent), f"stored {len(stored)} of {len(sent)}"
 
 
 async def test_cancelled_batch_is_all_or_nothing(store: Store) -> None:
-    s = Session("cb", store=store)
-    for i in range(30):
+    warm = Session("cb", store=store)
+    size = 5
+    await warm.send_messages(
+        [{"role": "user", "content": f"b-1-{j}"} for j in range(size)], metadata={"i": -1}
+    )
+    outcomes: dict[int, list[Message] | None] = {}
+    for i in range(40):
+        # Half the calls go through the warm object, half through a new object that must read the
+        # session header first, so cancellation lands at different points of the call.
+        session = warm if i % 2 == 0 else Session("cb", store=store)
         task = asyncio.create_task(
-            s.send_messages([{"role": "user", "content": f"b{i}-{j}"} for j in range(5)], metadata={"i": i})
+            session.send_messages(
+                [{"role": "user", "content": f"b{i}-{j}"} for j in range(size)], metadata={"i": i}
+            )
         )
-        for _ in range(i % 4):
+        # Cancel before it runs, at one of its first few suspensions, or after 1 to 16 ms.
+        spins = (i // 2) % 10
+        for _ in range(spins):
             await asyncio.sleep(0)
+        if spins >= 7:
+            await asyncio.sleep(0.001 * 2 ** (spins - 7 + 2 * (i // 20)))
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        try:
+            outcomes[i] = await task
+        except asyncio.CancelledError:
+            outcomes[i] = None
     await _settle()
-    history = await s.history()
+    history = await warm.history()
     assert [m.seq for m in history] == list(range(1, len(history) + 1))
-    batches: dict[int, list[str]] = {}
+    batches: dict[int, list[Message]] = {}
     for m in history:
-        batches.setdefault(m["metadata"]["i"], []).append(m["content"])
-    for i, contents in batches.items():
-        assert contents == [f"b{i}-{j}" for j in range(5)]
+        batches.setdefault(m["metadata"]["i"], []).append(m)
+    for i, stored in batches.items():  # every stored batch is whole, in order, contiguous
+        assert [m["content"] for m in stored] == [f"b{i}-{j}" for j in range(size)]
+        assert [m.seq for m in stored] == list(range(stored[0].seq, stored[0].seq + size))
+    for i, result in outcomes.items():
+        if result is not None:  # the call returned: exactly its batch is stored
+            assert [m.seq for m in result] == [m.seq for m in batches[i]]
+        if (i // 2) % 10 == 0:  # cancelled before it ever ran
+            assert i not in batches
+    # Some of each: batches that landed (some although their call was cancelled while under way:
+    # the case all-or-nothing is about), and batches that never did.
+    landed, absent = len(batches) - 1, len(outcomes) - (len(batches) - 1)
+    cancelled_but_stored = sum(result is None and i in batches for i, result in outcomes.items())
+    assert landed > 0 and absent > 0, f"{landed} batches stored, {absent} absent"
+    assert cancelled_but_stored > 0, "no batch was cancelled while its append was under way"
+    later = await warm.send_messages([{"role": "user", "content": "after"}])
+    assert later[0].seq == len(history) + 1
 
 
 # --- audit trail ---------------------------------------------------------------------------------
