@@ -19,12 +19,12 @@ import asyncio
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from agnt5.errors import ImmutableSessionError, StrategyError
 from agnt5.store.base import NewEvent, NewMessage, PruneWrite
-from agnt5.strategies.base import Budget, PrunePlan, PruneStrategy, SessionView
+from agnt5.strategies.base import Budget, PrunePlan, PruneStrategy, SessionView, require_positive
 from agnt5.strategies.registry import get_strategy
 from agnt5.tokens import counter_for
 
@@ -43,7 +43,7 @@ DEFAULT_STRATEGY = "sliding_window"
 _locks: dict[tuple[int, int, str], asyncio.Lock] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class PruneResult:
     """What a prune did. `changed` is False when the history was already within its limits (or
     nothing could be removed): then nothing was written and no model was called."""
@@ -71,6 +71,26 @@ class PruneResult:
     @property
     def summary_created(self) -> bool:
         return self.summary_id is not None
+
+    def __repr__(self) -> str:
+        """The dataclass repr with `removed_seqs` summarised (a prune may remove thousands)."""
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            shown = _seqs_summary(value) if f.name == "removed_seqs" else repr(value)
+            parts.append(f"{f.name}={shown}")
+        return f"PruneResult({', '.join(parts)})"
+
+
+def _seqs_summary(seqs: tuple[int, ...], max_ranges: int = 4) -> str:
+    """`(1, 2, 3, 7)` as `<4 seqs: 1-3, 7>`; past `max_ranges` ranges the rest is counted."""
+    if not seqs:
+        return "()"
+    ranges = [f"{a}-{b}" if a != b else str(a) for a, b in _ranges(seqs)]
+    shown = ", ".join(ranges[:max_ranges])
+    if len(ranges) > max_ranges:
+        shown += f", ... ({len(ranges) - max_ranges} more ranges)"
+    return f"<{len(seqs)} seqs: {shown}>"
 
 
 def resolve_model(session: Session, model: LanguageModel | str | None) -> LanguageModel:
@@ -105,10 +125,8 @@ async def prune(
 ) -> PruneResult:
     """Prune `session` with `strategy` (a name, `keep_last_<N>`, or a strategy object; default
     the retention policy's `prune_strategy`, else sliding_window). See `Session.prune`."""
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
-    ):
-        raise StrategyError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+    if max_tokens is not None:
+        require_positive("max_tokens", max_tokens, "prune")
     header = await session._ensure()
     if header.retention.get("immutable"):
         raise ImmutableSessionError(f"session {session.id!r} is immutable and cannot be pruned")
@@ -123,7 +141,7 @@ async def prune(
                 stats = await view.stats()
                 return PruneResult(
                     chosen.name,
-                    chosen.params,
+                    _used_params(chosen, plan),
                     False,
                     plan.reason or "nothing to prune",
                     messages_before=stats.messages,
@@ -157,10 +175,11 @@ async def _apply(
         tokens = counter_for(session.model).message(body)
         summary = NewMessage(f"msg_{os.urandom(16).hex()}", body, metadata, tokens)
     usage = _usage_fields(plan.usage)
+    params = _used_params(strategy, plan)
     data = {
         "prune_id": prune_id,
         "strategy": strategy.name,
-        "params": strategy.params,
+        "params": params,
         "max_tokens": max_tokens,
         "auto": auto,
         "removed_seqs": _ranges(plan.remove_seqs),
@@ -180,7 +199,7 @@ async def _apply(
     applied = await asyncio.shield(session.store.apply_prune(session.id, write))
     return PruneResult(
         strategy.name,
-        strategy.params,
+        params,
         True,
         "pruned",
         prune_id=prune_id,
@@ -196,6 +215,11 @@ async def _apply(
         max_tokens=max_tokens,
         **usage,
     )
+
+
+def _used_params(strategy: PruneStrategy, plan: PrunePlan) -> dict[str, Any]:
+    """The parameters the plan actually used (a default limit filled in), else the strategy's."""
+    return dict(plan.params) if plan.params is not None else strategy.params
 
 
 def _usage_fields(usage: Usage | None) -> dict[str, Any]:

@@ -44,7 +44,15 @@ def _chat(n: int) -> list[dict[str, Any]]:
             {},
             "accepted: keep_last_<N>, sliding_window, keep_last, keep_important, summarize_old",
         ),
-        ("keep_last_0", {}, "unknown prune strategy"),
+        ("keep_last_0", {}, "N must be >= 1"),
+        ("keep_last_x", {}, r"needs a whole number N >= 1 in the name \(e.g. keep_last_50\), got 'x'"),
+        ("keep_last_-3", {}, "needs a whole number N >= 1"),
+        ("keep_last_99999999999999999999999", {}, "too large; use at most 9223372036854775807"),
+        ("keep_last_" + "9" * 5000, {}, "too large; use at most 9223372036854775807"),
+        ("sliding_window", {"window_size": 10**30}, "window_size=1000000000000000000000000000000 is too large"),
+        ("sliding_window", {"window_size": 10**5000}, "window_size=an integer of about 5001 digits is too large"),
+        ("keep_important", {"max_messages": 2**63}, "max_messages=9223372036854775808 is too large"),
+        ("summarize_old", {"threshold": 2**64}, "threshold=.* is too large; use at most 9223372036854775807"),
         ("keep_last_5", {"n": 3}, "takes no parameters"),
         ("sliding_window", {"window": 5}, "accepts window_size"),
         ("sliding_window", {"window_size": -1}, "window_size must be a positive integer"),
@@ -64,8 +72,59 @@ async def test_bad_max_tokens_and_model() -> None:
     session = await make_session(_chat(3))
     with pytest.raises(StrategyError, match="max_tokens"):
         await session.prune(strategy="keep_last_2", max_tokens=0)
+    with pytest.raises(StrategyError, match="max_tokens=1000000000000000000000000000000 is too large"):
+        await session.prune(strategy="keep_last_2", max_tokens=10**30)
+    with pytest.raises(StrategyError, match="max_tokens"):
+        await prune_to_fit(session, 10**30, strategy="keep_last_2")
     with pytest.raises(StrategyError, match="model"):
         await session.prune(strategy="keep_important", model=42)  # type: ignore[arg-type]
+
+
+async def test_the_largest_limits_keep_everything_on_each_store() -> None:
+    session = await make_session(_chat(3))
+    for strategy, params in [
+        ("keep_last_9223372036854775807", {}),
+        ("sliding_window", {"window_size": 2**63 - 1}),
+        ("sliding_window", {"max_tokens": 2**63 - 1}),
+    ]:
+        result = await session.prune(strategy=strategy, **params)
+        assert not result.changed and result.messages_after == 7
+    assert len(await session.history()) == 7
+
+
+async def test_default_limits_are_reported_as_used() -> None:
+    """With no limit at all, sliding_window and keep_important keep 50 (README: Pruning); the
+    result and the prune event say so instead of `None`."""
+    session = await make_session(_chat(60))
+    result = await session.prune(strategy="sliding_window")
+    assert result.params == {"window_size": 50} and result.messages_after == 51
+    event = [e for e in await session.events() if e.type == "prune"][-1]
+    assert event.data["params"] == {"window_size": 50}
+
+    session = Session("important", store=session.store)
+    await session.send_messages(_chat(60))
+    result = await session.prune(strategy="keep_important", model=FakeModel())
+    assert result.changed and result.params == {"max_messages": 50, "keep_recent": 2, "batch_size": 100}
+    assert len([m for m in await session.history() if m["role"] != "system"]) <= 50
+    event = [e for e in await session.events() if e.type == "prune"][-1]
+    assert event.data["params"]["max_messages"] == 50
+
+    # A given limit is reported as given; with max_tokens only, no message limit applies.
+    result = await session.prune(strategy="sliding_window", max_tokens=10**6)
+    assert result.params == {"window_size": None} and not result.changed
+    assert (await session.prune(strategy="sliding_window", window_size=40)).params == {"window_size": 40}
+
+
+async def test_prune_result_repr_summarises_the_removed_seqs() -> None:
+    session = await make_session(_chat(150))
+    result = await session.prune(strategy="keep_last_2")
+    assert len(result.removed_seqs) == 298
+    text = repr(result)
+    assert "removed_seqs=<298 seqs: 2-299>" in text and "removed=298" in text
+    assert len(text) < 600 and "150, 151" not in text
+    scattered = PruneResult("s", {}, True, removed_seqs=(1, 2, 3, 5, 7, 9, 11, 13))
+    assert "removed_seqs=<8 seqs: 1-3, 5, 7, 9, ... (2 more ranges)>" in repr(scattered)
+    assert "removed_seqs=()" in repr(PruneResult("s", {}, False))
 
 
 async def test_immutable_sessions_refuse() -> None:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 DEFAULT_KEEP_MESSAGES = 50
 """Messages kept when a strategy is given no limit (the spec's `keep_last_50`)."""
+MAX_LIMIT = 2**63 - 1
+"""The largest count or token limit a strategy accepts (the stores' integer range)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,9 @@ class PrunePlan:
     usage: Usage | None = None
     scores: Mapping[int, float] = field(default_factory=dict)
     reason: str = ""
+    params: Mapping[str, Any] | None = None
+    """The parameters the plan used when they differ from the strategy's own (a default limit
+    filled in); `PruneResult.params` and the prune event report these."""
 
     @property
     def changes(self) -> bool:
@@ -157,9 +162,25 @@ def check_positive(name: str, value: Any, strategy: str) -> int | None:
 
 
 def require_positive(name: str, value: Any, strategy: str) -> int:
-    """Validate an integer parameter (> 0), raising StrategyError that names it."""
+    """Validate an integer parameter (1 to MAX_LIMIT), raising StrategyError that names it."""
     from agnt5.errors import StrategyError
 
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise StrategyError(f"{strategy}: {name} must be a positive integer, got {value!r}")
+        raise StrategyError(f"{strategy}: {name} must be a positive integer, got {_short(value)}")
+    if value > MAX_LIMIT:
+        raise StrategyError(
+            f"{strategy}: {name}={_short(value)} is too large; use at most {MAX_LIMIT} "
+            "(any limit above the session's size already keeps everything)"
+        )
     return value
+
+
+def _short(value: Any) -> str:
+    """repr(value), shortened (a huge int or string in an error message stays readable)."""
+    if isinstance(value, int) and value.bit_length() > 200:  # str() of a huge int is slow or refused
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    try:
+        text = repr(value)
+    except Exception:  # a repr that fails (deep nesting, a broken __repr__)
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 80 else text[:77] + "..."

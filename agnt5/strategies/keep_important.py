@@ -101,8 +101,10 @@ class KeepImportant:
             raise StrategyError("keep_important needs a model to score messages; pass model=...")
         max_tokens = budget.max_tokens
         max_messages = self.max_messages
+        used: dict[str, Any] | None = None
         if max_messages is None and max_tokens is None:
             max_messages = DEFAULT_KEEP_MESSAGES
+            used = {**self.params, "max_messages": max_messages}
         messages = await view.messages()
         lay = layout(messages)
         conversation = sum(turn_size(t) for t in lay.turns)
@@ -110,7 +112,7 @@ class KeepImportant:
         if (max_messages is None or conversation <= max_messages) and (
             max_tokens is None or total <= max_tokens
         ):
-            return PrunePlan(reason="within limits")
+            return PrunePlan(reason="within limits", params=used)
         room = None if max_tokens is None else max_tokens - lay.system_tokens
         if room is not None and room < 0:
             raise TokenBudgetError(
@@ -120,7 +122,7 @@ class KeepImportant:
         first_recent = self._recent(lay.turns, room)
         candidates = lay.turns[:first_recent]
         if not candidates:
-            return PrunePlan(reason="nothing to remove outside the most recent turns")
+            return PrunePlan(reason="nothing to remove outside the most recent turns", params=used)
         recent = lay.turns[first_recent:]
         msg_room = None if max_messages is None else max_messages - sum(turn_size(t) for t in recent)
         tok_room = None if room is None else room - sum(turn_tokens(t) for t in recent)
@@ -148,7 +150,7 @@ class KeepImportant:
                 scores.update(fresh)
             kept = _choose(keepable, messages, scores, msg_room, tok_room)
         removed = [b for i, t in enumerate(candidates) if i not in kept for b in t]
-        return PrunePlan(remove_seqs=tuple(lay.seqs(removed)), usage=usage)
+        return PrunePlan(remove_seqs=tuple(lay.seqs(removed)), usage=usage, params=used)
 
     def _recent(self, turns: list[list[Block]], room: int | None) -> int:
         users = [i for i, t in enumerate(turns) if t[0].kind == "user"]
@@ -282,7 +284,7 @@ def _parse_scores(raw: str, seqs: Sequence[int], model: str) -> dict[int, float]
 
     try:
         data = json.loads(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise bad(f"not JSON: {raw[:80]!r}") from None
     entries = data.get("scores") if isinstance(data, dict) else None
     if not isinstance(entries, list):

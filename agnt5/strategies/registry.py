@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agnt5.errors import StrategyError
-from agnt5.strategies.base import PruneStrategy
+from agnt5.strategies.base import MAX_LIMIT, PruneStrategy
 from agnt5.strategies.keep_important import KeepImportant
 from agnt5.strategies.keep_last import KeepLast
 from agnt5.strategies.sliding_window import SlidingWindow
@@ -21,7 +21,7 @@ STRATEGIES: dict[str, Callable[..., PruneStrategy]] = {
     "keep_important": KeepImportant,
     "summarize_old": SummarizeOld,
 }
-_KEEP_LAST = re.compile(r"keep_last_([1-9][0-9]*)")
+_KEEP_LAST = re.compile(r"keep_last_(.*)", re.DOTALL)
 
 
 def accepted_names() -> str:
@@ -30,6 +30,24 @@ def accepted_names() -> str:
 
 def _parameters(factory: Callable[..., Any]) -> list[str]:
     return [p for p in inspect.signature(factory).parameters if p != "self"]
+
+
+def _keep_last_n(digits: str) -> int:
+    """N of `keep_last_<N>`: a whole number from 1 to MAX_LIMIT, else StrategyError saying so."""
+    if not (digits.isascii() and digits.isdigit()):
+        raise StrategyError(
+            f"keep_last_<N> needs a whole number N >= 1 in the name (e.g. keep_last_50), got {digits[:40]!r}"
+        )
+    if len(digits.lstrip("0")) > len(str(MAX_LIMIT)) or int(digits) > MAX_LIMIT:
+        raise StrategyError(
+            f"keep_last_<N>: N={digits[:40]}{'...' if len(digits) > 40 else ''} is too large; use at most "
+            f"{MAX_LIMIT} (any N above the session's size already keeps everything)"
+        )
+    if int(digits) < 1:
+        raise StrategyError(
+            f"keep_last_<N>: N must be >= 1 (keep_last_0 would remove everything), got {digits}"
+        )
+    return int(digits)
 
 
 def get_strategy(strategy: str | PruneStrategy, **params: Any) -> PruneStrategy:
@@ -49,7 +67,7 @@ def get_strategy(strategy: str | PruneStrategy, **params: Any) -> PruneStrategy:
     if match is not None:
         if params:
             raise StrategyError(f"{strategy} takes no parameters (N is in the name); got {sorted(params)}")
-        return KeepLast(int(match.group(1)))
+        return KeepLast(_keep_last_n(match.group(1)))
     factory = STRATEGIES.get(strategy)
     if factory is None:
         raise StrategyError(f"unknown prune strategy {strategy!r}; accepted: {accepted_names()}")

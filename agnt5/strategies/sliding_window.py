@@ -38,14 +38,16 @@ class SlidingWindow:
 
     async def plan(self, view: SessionView, budget: Budget, model: LanguageModel | None = None) -> PrunePlan:
         window = self.window_size
+        used: dict[str, Any] | None = None
         if window is None and budget.max_tokens is None:
             window = DEFAULT_KEEP_MESSAGES
+            used = {**self.params, "window_size": window}
         cut = await view.window_cut(window, budget.max_tokens)
         stats = cut.stats
         over_count = window is not None and stats.conversation_messages > window
         over_tokens = budget.max_tokens is not None and stats.tokens > budget.max_tokens
         if not over_count and not over_tokens:
-            return PrunePlan(reason="within limits")
+            return PrunePlan(reason="within limits", params=used)
         if budget.max_tokens is not None and stats.system_tokens > budget.max_tokens:
             raise TokenBudgetError(
                 f"the system messages alone take {stats.system_tokens} tokens, more than max_tokens="
@@ -68,5 +70,5 @@ class SlidingWindow:
             pos = cut.last_user.pos  # the newest turn alone exceeds window_size: keep it whole
         seqs = await view.seqs_before(pos)
         if not seqs:
-            return PrunePlan(reason="nothing can be removed without splitting the newest turn")
-        return PrunePlan(remove_seqs=tuple(seqs))
+            return PrunePlan(reason="nothing can be removed without splitting the newest turn", params=used)
+        return PrunePlan(remove_seqs=tuple(seqs), params=used)
