@@ -49,8 +49,16 @@ def _chat(n: int) -> list[dict[str, Any]]:
         ("keep_last_-3", {}, "needs a whole number N >= 1"),
         ("keep_last_99999999999999999999999", {}, "too large; use at most 9223372036854775807"),
         ("keep_last_" + "9" * 5000, {}, "too large; use at most 9223372036854775807"),
-        ("sliding_window", {"window_size": 10**30}, "window_size=1000000000000000000000000000000 is too large"),
-        ("sliding_window", {"window_size": 10**5000}, "window_size=an integer of about 5001 digits is too large"),
+        (
+            "sliding_window",
+            {"window_size": 10**30},
+            "window_size=1000000000000000000000000000000 is too large",
+        ),
+        (
+            "sliding_window",
+            {"window_size": 10**5000},
+            "window_size=an integer of about 5001 digits is too large",
+        ),
         ("keep_important", {"max_messages": 2**63}, "max_messages=9223372036854775808 is too large"),
         ("summarize_old", {"threshold": 2**64}, "threshold=.* is too large; use at most 9223372036854775807"),
         ("keep_last_5", {"n": 3}, "takes no parameters"),
