@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ def user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
-def ids(messages: list[dict[str, Any]]) -> list[str]:
+def ids(messages: Sequence[Mapping[str, Any]]) -> list[str]:
     """A compact picture of a history: u/a/s texts, a[ids] for calls, t:id for results."""
     out = []
     for m in messages:
@@ -140,7 +140,8 @@ def test_orphan_late_and_repeated_results_are_dropped() -> None:
 
 
 def test_empty_content_counts_as_no_content() -> None:
-    for content in (None, "", "  ", []):
+    contents: list[Any] = [None, "", "  ", []]
+    for content in contents:
         message = {"role": "assistant", "content": content, "tool_calls": [call("x")]}
         assert without_unanswered_calls([user("q"), message, user("r")]) == [user("q"), user("r")]
 
