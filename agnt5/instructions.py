@@ -124,7 +124,7 @@ class CompiledInstructions:
     caller can skip rendering; None otherwise.
     """
 
-    __slots__ = ("_parts", "placeholders", "static")
+    __slots__ = ("_bulk", "_parts", "placeholders", "static")
 
     def __init__(self, parts: Sequence[_Part]) -> None:
         self._parts = tuple(parts)
@@ -140,6 +140,9 @@ class CompiledInstructions:
             if all(isinstance(p, str) for p in self._parts)
             else None
         )
+        # Stored scopes used more than once are read whole, once per render (one query, not one per key).
+        used = [p.scope for p in self.placeholders if p.scope != "temp"]
+        self._bulk = frozenset(scope for scope in used if used.count(scope) > 1)
 
     def __repr__(self) -> str:
         kind = "static" if self.static is not None else "dynamic"
@@ -150,11 +153,12 @@ class CompiledInstructions:
         if self.static is not None:
             return self.static
         out: list[str] = []
+        reader = _StateReader(ctx, self._bulk)
         for part in self._parts:
             if isinstance(part, str):
                 text = part
             elif isinstance(part, _Template):
-                text = _fill(part.segments, ctx)
+                text = _fill(part.segments, reader)
             else:
                 text = await _call(part, ctx)
             if text:
@@ -208,34 +212,50 @@ async def render_instructions(
 # --- rendering -----------------------------------------------------------------------------------
 
 
-def _fill(segments: Sequence[Segment], ctx: RunContext[Any]) -> str:
+def _fill(segments: Sequence[Segment], reader: _StateReader) -> str:
     out: list[str] = []
     for segment in segments:
         if isinstance(segment, str):
             out.append(segment)
             continue
-        value = _lookup(segment, ctx)
+        value = reader.get(segment)
         if value is _MISSING:
             if segment.optional:
                 continue
-            raise _missing(segment, ctx)
+            raise _missing(segment, reader.ctx)
         out.append(render_value(value))
     return "".join(out)
 
 
-def _lookup(placeholder: Placeholder, ctx: RunContext[Any]) -> Any:
-    session = ctx.session
-    if placeholder.scope == "user" and session.user_id is None:
-        if placeholder.optional:
-            return _MISSING
-        raise InstructionsError(
-            f"instructions use {placeholder.text} but session {session.id!r} has no user_id, so it has "
-            f"no 'user' state; create the Session with user_id=..., or write {{user:{placeholder.key}?}} "
-            "to make it optional (empty when missing)",
-            key=placeholder.key,
-            scope="user",
-        )
-    return session.get_state(placeholder.key, _MISSING, scope=placeholder.scope)
+class _StateReader:
+    """State lookups of one render: through the session's sync API; `bulk` scopes read whole once."""
+
+    __slots__ = ("bulk", "ctx", "scopes")
+
+    def __init__(self, ctx: RunContext[Any], bulk: frozenset[str]) -> None:
+        self.ctx = ctx
+        self.bulk = bulk
+        self.scopes: dict[str, dict[str, Any]] = {}
+
+    def get(self, placeholder: Placeholder) -> Any:
+        session = self.ctx.session
+        scope = placeholder.scope
+        if scope == "user" and session.user_id is None:
+            if placeholder.optional:
+                return _MISSING
+            raise InstructionsError(
+                f"instructions use {placeholder.text} but session {session.id!r} has no user_id, so it "
+                f"has no 'user' state; create the Session with user_id=..., or write "
+                f"{{user:{placeholder.key}?}} to make it optional (empty when missing)",
+                key=placeholder.key,
+                scope="user",
+            )
+        if scope not in self.bulk:
+            return session.get_state(placeholder.key, _MISSING, scope=scope)
+        state = self.scopes.get(scope)
+        if state is None:
+            state = self.scopes[scope] = session.state(scope)
+        return state.get(placeholder.key, _MISSING)
 
 
 def _missing(placeholder: Placeholder, ctx: RunContext[Any]) -> InstructionsError:

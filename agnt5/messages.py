@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from agnt5.errors import InputTooLargeError, InvalidInputError, MessageValidationError
+from agnt5.errors import InputTooLargeError, InvalidInputError, InvalidTypeError, MessageValidationError
 from agnt5.values import ensure_json, json_size, max_message_bytes, raise_too_large, text_bytes
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -63,18 +63,43 @@ def to_provider_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str
     """Turn a session history (or any dict-like messages) into the plain list litellm accepts.
 
     Keeps only provider keys (drops agnt5's id, timestamp, metadata), drops tombstones of pruned
-    messages and empty `tool_calls`, and normalises each tool call to its wire shape.
+    messages and empty `tool_calls`, and normalises each tool call to its wire shape. Anything but
+    a list (or other iterable) of message dicts raises InvalidTypeError.
     """
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Iterable):
+        raise InvalidTypeError(
+            f"messages must be a list of message dicts, got {type(messages).__name__}"
+            + ("; wrap a single message in a list" if isinstance(messages, Mapping) else ""),
+            field="messages",
+        )
     out: list[dict[str, Any]] = []
-    for m in messages:
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping):
+            raise InvalidTypeError(
+                f"messages[{i}] must be a message dict (role, content, ...), got {type(m).__name__}",
+                field=f"messages[{i}]",
+            )
         if isinstance(m, Message) and m.pruned:
             continue
         clean = {k: m[k] for k in PROVIDER_KEYS if k in m and (k == "content" or m[k] is not None)}
         if "tool_calls" in clean:
-            if clean["tool_calls"]:
-                clean["tool_calls"] = [_wire_tool_call(call) for call in clean["tool_calls"]]
-            else:
+            calls = clean["tool_calls"]
+            if not calls:
                 del clean["tool_calls"]
+            elif isinstance(calls, str | bytes | Mapping) or not isinstance(calls, Iterable):
+                raise InvalidTypeError(
+                    f"messages[{i}].tool_calls must be a list of tool calls, got {type(calls).__name__}",
+                    field=f"messages[{i}].tool_calls",
+                )
+            else:
+                try:
+                    clean["tool_calls"] = [_wire_tool_call(call) for call in calls]
+                except (AttributeError, TypeError) as exc:
+                    raise InvalidTypeError(
+                        f"messages[{i}].tool_calls: each tool call must be a dict "
+                        f'{{"id", "type", "function": {{"name", "arguments"}}}} ({exc})',
+                        field=f"messages[{i}].tool_calls",
+                    ) from exc
         out.append(clean)
     return out
 

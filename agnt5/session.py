@@ -571,8 +571,17 @@ class Session:
 
 async def purge_expired(*, store: Store | None = None, now: datetime | None = None) -> list[str]:
     """Delete every session whose `ttl_days` has passed since its last update (never immutable
-    ones); return the ids deleted."""
-    moment = (now or datetime.now(UTC)).timestamp()
+    ones); return the ids deleted. `now` (default: the current time) is a datetime; a naive one is
+    UTC, as in `Session.events(since=...)`."""
+    if now is None:
+        now = datetime.now(UTC)
+    elif not isinstance(now, datetime):
+        raise InvalidTypeError(
+            f"now must be a datetime (e.g. datetime.now(UTC)), got {type(now).__name__}", field="now"
+        )
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    moment = now.timestamp()
     return await (store or default_store()).purge_expired(moment)
 
 

@@ -190,8 +190,34 @@ def count_message_tokens(message: Mapping[str, Any], model: str = "gpt-4o-mini")
 
 
 def count_tokens(messages: Iterable[Mapping[str, Any]], model: str = "gpt-4o-mini") -> int:
-    """Prompt tokens of `messages` for `model`, as `litellm.token_counter(model, messages)` counts them."""
-    return _counter(model).messages(messages)
+    """Prompt tokens of `messages` for `model`, as `litellm.token_counter(model, messages)` counts them.
+
+    `messages` is a list (or other iterable) of message dicts; anything else raises InvalidTypeError.
+    """
+    from agnt5.errors import InvalidTypeError
+
+    if not isinstance(model, str):
+        raise InvalidTypeError(f"model must be a model name string, got {type(model).__name__}", field="model")
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Iterable):
+        raise InvalidTypeError(
+            f"messages must be a list of message dicts, got {type(messages).__name__}"
+            + ("; wrap a single message in a list" if isinstance(messages, Mapping) else ""),
+            field="messages",
+        )
+    items = list(messages)
+    for i, m in enumerate(items):
+        if not isinstance(m, Mapping):
+            raise InvalidTypeError(
+                f"messages[{i}] must be a message dict (role, content, ...), got {type(m).__name__}",
+                field=f"messages[{i}]",
+            )
+    try:
+        return _counter(model).messages(items)
+    except (AttributeError, TypeError) as exc:  # a field of the wrong type deeper in a message
+        raise InvalidTypeError(
+            f"a message has a field of the wrong type ({exc}); messages use the OpenAI chat format",
+            field="messages",
+        ) from exc
 
 
 def count_text_tokens(text: str, model: str = "gpt-4o-mini") -> int:

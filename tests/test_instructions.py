@@ -287,3 +287,26 @@ def test_wrong_types_are_refused() -> None:
         compile_instructions(42)  # type: ignore[arg-type]
     with pytest.raises(InvalidTypeError, match="hold strings and callables"):
         compile_instructions(["ok", 3])  # type: ignore[list-item]
+
+
+async def test_each_stored_scope_is_read_once_per_render(session: Session) -> None:
+    session.set_state("a", 1)
+    session.set_state("b", 2)
+    session.set_state("n", "Ana", scope="user")
+    reads: list[tuple[str, str]] = []
+
+    class Counting:
+        id, user_id = session.id, session.user_id
+
+        def get_state(self, key: str, default: Any = None, scope: str = "session") -> Any:
+            reads.append(("key", scope))
+            return session.get_state(key, default, scope=scope)  # type: ignore[arg-type]
+
+        def state(self, scope: str = "session") -> dict[str, Any]:
+            reads.append(("scope", scope))
+            return session.state(scope)  # type: ignore[arg-type]
+
+    ctx = RunContext(deps=None, session=Counting())  # type: ignore[arg-type]
+    compiled = compile_instructions(["{a} {b} {user:n}", "{a?} {missing?}"])
+    assert await compiled.render(ctx) == "1 2 Ana\n\n1 "
+    assert sorted(reads) == [("key", "user"), ("scope", "session")]
