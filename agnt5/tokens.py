@@ -197,7 +197,9 @@ def count_tokens(messages: Iterable[Mapping[str, Any]], model: str = "gpt-4o-min
     from agnt5.errors import InvalidTypeError
 
     if not isinstance(model, str):
-        raise InvalidTypeError(f"model must be a model name string, got {type(model).__name__}", field="model")
+        raise InvalidTypeError(
+            f"model must be a model name string, got {type(model).__name__}", field="model"
+        )
     if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Iterable):
         raise InvalidTypeError(
             f"messages must be a list of message dicts, got {type(messages).__name__}"

@@ -254,3 +254,34 @@ async def test_session_model_defaults_to_agnt5_model(
     sent = await s.send_message({"role": "user", "content": text})
     assert sent.tokens == count_message_tokens({"role": "user", "content": text}, "gpt-4")
     assert sent.tokens != count_message_tokens({"role": "user", "content": text}, "gpt-4o")
+
+
+@pytest.mark.parametrize(
+    ("messages", "model", "match"),
+    [
+        ("hello", "gpt-4o-mini", "messages must be a list of message dicts, got str"),
+        (b"hello", "gpt-4o-mini", "got bytes"),
+        ({"role": "user", "content": "hi"}, "gpt-4o-mini", "wrap a single message in a list"),
+        (None, "gpt-4o-mini", "got NoneType"),
+        (42, "gpt-4o-mini", "got int"),
+        (["hello"], "gpt-4o-mini", r"messages\[0\] must be a message dict"),
+        ([{"role": "user", "content": "x"}, 7], "gpt-4o-mini", r"messages\[1\] must be a message dict"),
+        (
+            [{"role": "assistant", "tool_calls": [5]}],
+            "gpt-4o-mini",
+            "a message has a field of the wrong type",
+        ),
+        ([{"role": "user", "content": "hi"}], 5, "model must be a model name string, got int"),
+    ],
+)
+def test_count_tokens_refuses_what_is_not_a_list_of_messages(messages: Any, model: Any, match: str) -> None:
+    from agnt5.errors import Agnt5Error, InvalidTypeError
+
+    with pytest.raises(InvalidTypeError, match=match) as caught:
+        count_tokens(messages, model)
+    assert isinstance(caught.value, Agnt5Error) and isinstance(caught.value, TypeError)
+
+
+def test_count_tokens_takes_any_iterable_of_messages() -> None:
+    messages = [{"role": "user", "content": "hello there"}, {"role": "assistant", "content": "hi"}]
+    assert count_tokens(iter(messages)) == count_tokens(tuple(messages)) == count_tokens(messages) > 6
