@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import sys
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from agnt5.entity import Entity
 from agnt5.session import Session
@@ -19,25 +22,35 @@ from agnt5.store.base import Store
 from agnt5.store.sqlite import SqliteStore
 from agnt5.store.url import open_store
 
-Waitable = Any  # a multiprocessing Event (or None): the start signal
+
+class Gate(NamedTuple):
+    """A starting gate for racing processes: each worker sets its own `ready` event once set up,
+    then waits for `go`, which the parent sets only when every worker is ready."""
+
+    ready: Any  # a multiprocessing Event, one per worker
+    go: Any  # a multiprocessing Event shared by all workers
 
 
 def _open(db: str) -> Store:
     return open_store(db) if "://" in db else SqliteStore(db)
 
 
-def _wait(start: Waitable | None) -> None:
-    if start is not None and not start.wait(60):
+def _wait(gate: Gate | None) -> None:
+    if gate is None:
+        return
+    gate.ready.set()
+    if not gate.go.wait(60):
         raise TimeoutError("the start signal never came")
 
 
-def append_messages(db: str, session_id: str, worker: int, n: int, start: Waitable | None = None) -> None:
+def append_messages(db: str, session_id: str, worker: int, n: int, gate: Gate | None = None) -> None:
     """Append `n` messages `w<worker>-<i>` to one session, one awaited call each."""
 
     async def run() -> None:
         store = _open(db)
         session = Session(session_id, app_name="app", user_id="u", store=store)
-        _wait(start)
+        await store.get_session(session_id)  # connected and set up before the race starts
+        _wait(gate)
         for i in range(n):
             await session.send_message({"role": "user", "content": f"w{worker}-{i}"})
         await store.close()
@@ -45,22 +58,23 @@ def append_messages(db: str, session_id: str, worker: int, n: int, start: Waitab
     asyncio.run(run())
 
 
-def entity_increments(db: str, name: str, key: str, n: int, start: Waitable | None = None) -> None:
-    """Increment one Entity key `n` times with `update`."""
+def entity_increments(db: str, name: str, key: str, n: int, gate: Gate | None = None) -> list[int]:
+    """Increment one Entity key `n` times with `update`; return the values this worker wrote."""
 
-    async def run() -> None:
+    async def run() -> list[int]:
         store = _open(db)
         entity = Entity(name, store=store)
-        _wait(start)
-        for _ in range(n):
-            await entity.update(key, lambda v: (v or 0) + 1)
+        await entity.get(key)  # connected and set up before the race starts
+        _wait(gate)
+        written = [await entity.update(key, lambda v: (v or 0) + 1) for _ in range(n)]
         await store.close()
+        return written
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 def set_state_keys(
-    db: str, session_id: str, user_id: str, prefix: str, n: int, start: Waitable | None = None
+    db: str, session_id: str, user_id: str, prefix: str, n: int, gate: Gate | None = None
 ) -> None:
     """Set `n` different keys in session scope and in user scope (synchronous set_state; on a
     store without synchronous access each pair is flushed, i.e. written by an awaited call)."""
@@ -69,7 +83,7 @@ def set_state_keys(
     async def run() -> None:
         session = Session(session_id, app_name="app", user_id=user_id, store=store)
         await session.load()
-        _wait(start)
+        _wait(gate)
         for i in range(n):
             session.set_state(f"{prefix}{i}", i)
             session.set_state(f"{prefix}{i}", i, scope="user")
@@ -78,7 +92,8 @@ def set_state_keys(
 
     if store.supports_sync:
         session = Session(session_id, app_name="app", user_id=user_id, store=store)
-        _wait(start)
+        session.get_state(f"{prefix}0")  # the database is open before the race starts
+        _wait(gate)
         for i in range(n):
             session.set_state(f"{prefix}{i}", i)
             session.set_state(f"{prefix}{i}", i, scope="user")
@@ -131,6 +146,60 @@ def read_session(db: str, session_id: str) -> dict[str, Any]:
 
     state["history"] = asyncio.run(run())
     return state
+
+
+def run_in_process(
+    fn: Callable[..., Any], args: tuple[Any, ...], gate: Gate, results: Any, index: int
+) -> None:
+    """A racing process's body: run `fn(*args, gate)` and report its result as (index, result)."""
+    results.put((index, fn(*args, gate)))
+
+
+def race(
+    fn: Callable[..., Any], args: list[tuple[Any, ...]], go: Any | None = None, timeout: float = 120
+) -> list[Any]:
+    """Run `fn(*a, gate)` in one spawned process per argument tuple, release them together once
+    every one is set up (connected, session object made), and return their results in order.
+
+    `go` (an Event of the spawn context) lets the caller release its own writers at the same time."""
+    ctx = multiprocessing.get_context("spawn")
+    go = ctx.Event() if go is None else go
+    gates = [Gate(ctx.Event(), go) for _ in args]
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=run_in_process, args=(fn, a, gate, results, i))
+        for i, (a, gate) in enumerate(zip(args, gates, strict=True))
+    ]
+    for p in procs:
+        p.start()
+    try:
+        deadline = time.monotonic() + 60
+        for gate, p in zip(gates, procs, strict=True):
+            while not gate.ready.wait(0.1):
+                if not p.is_alive() or time.monotonic() > deadline:
+                    raise AssertionError(f"a worker never got ready (exit code {p.exitcode})")
+        go.set()
+        out: dict[int, Any] = {}
+        while len(out) < len(procs):  # read before joining: a child with queued data waits for it
+            out.update([results.get(timeout=timeout)])
+        for p in procs:
+            p.join(timeout=timeout)
+        assert [p.exitcode for p in procs] == [0] * len(procs)
+        return [out[i] for i in range(len(procs))]
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+
+
+def runs(sequence: Sequence[Any]) -> dict[Any, int]:
+    """How many separate runs of consecutive equal items each item value forms: 1 means all of
+    that value came in one block, with nothing of another value in between."""
+    counts: dict[Any, int] = {}
+    for i, item in enumerate(sequence):
+        if i == 0 or sequence[i - 1] != item:
+            counts[item] = counts.get(item, 0) + 1
+    return counts
 
 
 FUNCTIONS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import _workers
@@ -95,68 +95,80 @@ async def test_concurrent_appends_with_state_writes_and_reads(store: Store) -> N
     assert s.state() == {f"key{w}": 49 for w in range(3)}
 
 
-def run_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> None:
-    """Start one spawned process per argument tuple, release them together, wait for all."""
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
-    procs = [ctx.Process(target=target, args=(*a, start)) for a in args]
-    for p in procs:
-        p.start()
-    start.set()
-    for p in procs:
-        p.join(timeout=120)
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-    assert [p.exitcode for p in procs] == [0] * len(procs)
+def each_writer_interleaved(writers: Sequence[Any]) -> None:
+    """The writers overlapped: every writer's items are split by another writer's at least once
+    (not one writer's block, then the next one's)."""
+    counts = _workers.runs(writers)
+    assert len(counts) > 1 and min(counts.values()) >= 2, f"writers did not interleave: runs {counts}"
+
+
+def writer_of(history: list[Any]) -> list[str]:
+    return [m["content"].split("-")[0] for m in history]
+
+
+def increments_interleaved(written: list[list[int]], total: int) -> None:
+    """Every increment wrote a different value, 1 to `total` (none lost, none repeated), and the
+    writers took turns (each one's values are not one contiguous range)."""
+    owner = {v: w for w, values in enumerate(written) for v in values}
+    assert sorted(v for values in written for v in values) == list(range(1, total + 1))
+    each_writer_interleaved([owner[v] for v in range(1, total + 1)])
 
 
 async def test_two_processes_append_to_one_database_file(store_env: StoreEnv, store: Store) -> None:
     await Session("shared", app_name="app", user_id="u", store=store).save()
     await asyncio.to_thread(
-        run_processes, _workers.append_messages, [(store_env.url, "shared", w, 500) for w in range(2)]
+        _workers.race, _workers.append_messages, [(store_env.url, "shared", w, 500) for w in range(2)]
     )
     s = Session("shared", store=store)
     expected = Counter(f"w{w}-{i}" for w in range(2) for i in range(500))
     await assert_gap_free(s, expected)
-    each_writer_in_order(await s.history(), 2, 500, "w")
+    history = await s.history()
+    each_writer_in_order(history, 2, 500, "w")
+    each_writer_interleaved(writer_of(history))
 
 
 async def test_two_processes_update_one_entity_key(store_env: StoreEnv, store: Store) -> None:
-    await asyncio.to_thread(
-        run_processes, _workers.entity_increments, [(store_env.url, "counter", "n", 1000) for _ in range(2)]
+    written = await asyncio.to_thread(
+        _workers.race, _workers.entity_increments, [(store_env.url, "counter", "n", 1000) for _ in range(2)]
     )
     assert await Entity("counter", store=store).get("n") == 2000
+    increments_interleaved(written, 2000)
 
 
 async def test_four_processes_append_250_each_to_one_session(store_env: StoreEnv, store: Store) -> None:
     # The session is created by the racing writers themselves (no save() first).
     await asyncio.to_thread(
-        run_processes, _workers.append_messages, [(store_env.url, "four", w, 250) for w in range(4)]
+        _workers.race, _workers.append_messages, [(store_env.url, "four", w, 250) for w in range(4)]
     )
     s = Session("four", store=store)
     await assert_gap_free(s, Counter(f"w{w}-{i}" for w in range(4) for i in range(250)))
-    each_writer_in_order(await s.history(), 4, 250, "w")
+    history = await s.history()
+    each_writer_in_order(history, 4, 250, "w")
+    each_writer_interleaved(writer_of(history))
     header = await store.get_session("four")
     assert header is not None and header.message_count == 1000
 
 
 async def test_four_processes_update_one_entity_key_500_times_each(store_env: StoreEnv, store: Store) -> None:
-    await asyncio.to_thread(
-        run_processes, _workers.entity_increments, [(store_env.url, "counter", "n", 500) for _ in range(4)]
+    written = await asyncio.to_thread(
+        _workers.race, _workers.entity_increments, [(store_env.url, "counter", "n", 500) for _ in range(4)]
     )
     assert await Entity("counter", store=store).get("n") == 2000
+    increments_interleaved(written, 2000)
 
 
 async def test_processes_and_tasks_update_one_entity_key_together(store_env: StoreEnv, store: Store) -> None:
     entity = Entity("counter", store=store)
+    await entity.get("n")
+    go = multiprocessing.get_context("spawn").Event()  # releases the process and the tasks together
 
-    async def local() -> None:
-        for _ in range(300):
-            await entity.update("n", lambda v: (v or 0) + 1)
+    async def local() -> list[int]:
+        await asyncio.to_thread(go.wait, 60)
+        return [await entity.update("n", lambda v: (v or 0) + 1) for _ in range(300)]
 
     processes = asyncio.to_thread(
-        run_processes, _workers.entity_increments, [(store_env.url, "counter", "n", 300)]
+        _workers.race, _workers.entity_increments, [(store_env.url, "counter", "n", 300)], go
     )
-    await asyncio.gather(processes, local(), local())
+    [remote], *tasks = await asyncio.gather(processes, local(), local())
     assert await entity.get("n") == 900
+    increments_interleaved([remote, *tasks], 900)

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import _workers
 import pytest
 from conftest import StoreEnv
 
@@ -806,15 +807,18 @@ async def test_two_objects_of_one_user_setting_different_keys_both_persist(
 
 async def test_two_processes_setting_different_keys_both_persist(store_env: StoreEnv, store: Store) -> None:
     await Session("merge", app_name="app", user_id="u", store=store).save()
-    procs = [
-        asyncio.to_thread(run_worker, "set_state_keys", store_env.url, "merge", "u", prefix, "40")
-        for prefix in ("a", "b")
-    ]
-    await asyncio.gather(*procs)
+    await asyncio.to_thread(
+        _workers.race, _workers.set_state_keys, [(store_env.url, "merge", "u", p, 40) for p in ("a", "b")]
+    )
     s = await ready(Session("merge", store=store))
     expected = {f"{p}{i}": i for p in ("a", "b") for i in range(40)}
     assert s.state() == expected
     assert s.state("user") == expected
+    # The two processes wrote at the same time: their writes interleave in the audit trail.
+    writers = [e.data["key"][0] for e in await s.events() if e.type == "state_changed"]
+    assert sorted(writers) == ["a"] * 80 + ["b"] * 80
+    runs = _workers.runs(writers)
+    assert min(runs.values()) >= 2, f"the writers did not overlap: runs {runs}"
 
 
 # --- cancellation --------------------------------------------------------------------------------
