@@ -409,7 +409,9 @@ class Session:
                     f"session {self.id!r} has no user_id, so it has no 'user' scope; "
                     "create the Session with user_id=... or use scope='session'"
                 )
-            return f"{header.app_name or ''}\x1f{header.user_id}"
+            from agnt5.store.base import user_owner  # one encoding for every store and migration
+
+            return user_owner(header.app_name, header.user_id)
         if scope == "app":
             return header.app_name or ""
         raise StateScopeError(f"unknown state scope {scope!r}; use one of {', '.join(SCOPES)}")

@@ -36,6 +36,24 @@ def dumps(value: Any) -> str:
     return _encode(value)
 
 
+MAX_INT = 2**63 - 1  # the largest integer either database holds
+
+
+def clamp(n: int) -> int:
+    """`n` (a limit, a count) within what a database integer holds: a larger limit means "all"."""
+    return max(0, min(n, MAX_INT))
+
+
+def timestamp(value: float, field: str) -> float:
+    """`value` as epoch seconds (a float); an InvalidInputError when no float can hold it."""
+    try:
+        return float(value)
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"{field} must be a time in epoch seconds, got {value!r}", field=field
+        ) from exc
+
+
 def encode(value: Any, field: str) -> str:
     """`dumps(value)` for a value about to be stored, with what cannot be stored refused as an
     InvalidInputError naming `field` (and the path inside it): text that is not valid Unicode
@@ -204,6 +222,12 @@ def tombstone(entry: dict[str, Any], seq: int, tokens: int, pruned_by: str) -> M
     """A pruned message as history shows it: no content, and the prune that removed it in metadata."""
     entry["metadata"] = {**entry.get("metadata", {}), "pruned_by": pruned_by}
     return stored_message(entry, seq, tokens, pruned=True)
+
+
+def tombstone_entry(entry_text: str) -> str:
+    """The stored entry of a pruned message: the entry without its content and tool calls."""
+    entry = loads(entry_text)
+    return dumps({k: v for k, v in entry.items() if k not in ("content", "tool_calls")})
 
 
 def encode_cursor(updated_at: float, session_id: str) -> str:

@@ -7,6 +7,7 @@ long-term memories (agnt5.memory), namespaced by app and user.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +17,14 @@ from agnt5.messages import Message
 
 SCOPES = ("session", "user", "app", "temp")
 PERSISTED_SCOPES = ("session", "user", "app")
+
+
+def user_owner(app_name: str | None, user_id: str) -> str:
+    """The owner of a user's 'user' state: app and user as one unambiguous string, a JSON pair
+    (as Memory's namespace), so no two (app, user) pairs can share state whatever characters
+    they hold. No app (None) is the app "" here, as for the 'app' scope. Schema version 5 moved
+    state written under the older `f"{app}\\x1f{user}"`, which could collide."""
+    return json.dumps([app_name or "", user_id], separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,10 @@ agnt5/store/migrations_postgres.py (tests/store/test_postgres.py checks the two 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from agnt5.store.base import user_owner
+
 MIGRATIONS: list[tuple[int, str]] = [
     (
         1,
@@ -143,4 +147,43 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
 ]
 
+# --- 5: user-state owners that cannot collide ----------------------------------------------------
+# The owner of 'user' state was f"{app}\x1f{user}", shared by ("x", "y\x1fz") and ("x\x1fy", "z").
+# From this version it is the JSON pair of agnt5.store.base.user_owner. The step's data part
+# (USER_OWNER_VERSION, run by each store in the same transaction) rewrites the old owners; an
+# older agnt5 must refuse the file, since it would read and write the old owners.
+USER_OWNER_VERSION = 5
+MIGRATIONS.append(
+    (
+        USER_OWNER_VERSION,
+        """
+        INSERT INTO agnt5_meta (key, value) VALUES ('user_state_owner', 'json_pair')
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def user_owner_moves(owners: Iterable[str], users: Iterable[tuple[str | None, str]]) -> dict[str, list[str]]:
+    """For each old-style user-state owner in `owners`, the owners its rows move to.
+
+    `users` are the (app_name, user_id) pairs of the stored sessions. An old owner names the
+    pairs whose f"{app or ''}\x1f{user}" it equals: one, normally; several when the old key had
+    already collided (each then keeps a copy of the state it saw); none when no session is left,
+    then it is split at its first \x1f. An owner without \x1f is already new-style and stays.
+    """
+    by_old: dict[str, set[str]] = {}
+    for app_name, user_id in users:
+        by_old.setdefault(f"{app_name or ''}\x1f{user_id}", set()).add(user_owner(app_name, user_id))
+    moves: dict[str, list[str]] = {}
+    for old in owners:
+        if "\x1f" not in old or old in moves:
+            continue
+        targets = by_old.get(old)
+        if not targets:
+            app_name, user_id = old.split("\x1f", 1)
+            targets = {user_owner(app_name, user_id)}
+        moves[old] = sorted(targets)
+    return moves

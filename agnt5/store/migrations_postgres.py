@@ -7,7 +7,8 @@ physical layout:
 - REAL → DOUBLE PRECISION (times stay float epoch seconds, as on SQLite), INTEGER counters →
   BIGINT, BLOB → BYTEA (memory vectors: the same little-endian float32 bytes).
 - JSON stays TEXT: the exact text agnt5 wrote comes back (jsonb would reorder keys and refuse
-  `\\u0000`).
+  `\\u0000`). Memory content, free text, is stored as a JSON string too (from version 5): TEXT
+  cannot hold NUL.
 - `messages` and `pruned_messages` carry a `role` column, written with the entry: the pruning
   queries filter and sum by role over whole histories, which SQLite does with json_extract.
 - Keys and ids that are sorted (`kv.key`, `sessions.id`, `memories.key`) use COLLATE "C", so
@@ -140,5 +141,22 @@ POSTGRES_MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
 ]
+
+# --- 5: user-state owners that cannot collide; memory content that round-trips ----------------
+# As SQLite's step 5 (the owners are rewritten by the store's data step in the same transaction).
+# Also: memory content is stored as JSON text (a JSON string), as every other value here, since a
+# TEXT column cannot hold NUL ("\x00"); existing content is converted in place.
+POSTGRES_MIGRATIONS.append(
+    (
+        5,
+        """
+        INSERT INTO agnt5_meta (key, value) VALUES ('user_state_owner', 'json_pair')
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+        INSERT INTO agnt5_meta (key, value) VALUES ('memory_content', 'json_string')
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+        UPDATE memories SET content = to_json(content)::text;
+        """,
+    )
+)
 
 POSTGRES_LATEST_VERSION = POSTGRES_MIGRATIONS[-1][0]

@@ -60,8 +60,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from agnt5.errors import (
+    Agnt5Error,
     ConfigurationError,
     ImmutableSessionError,
+    InvalidInputError,
     PruneConflictError,
     SchemaVersionError,
     StoreAuthenticationError,
@@ -71,16 +73,26 @@ from agnt5.errors import (
 )
 from agnt5.messages import Message, stored_message
 from agnt5.store._rows import (
+    MAX_INT,
     SESSION_COLUMNS,
+    check_events,
+    check_header,
+    check_text,
+    clamp,
     decode_cursor,
     dumps,
+    encode,
     encode_cursor,
+    encode_memory,
     event_from_row,
     header_from_row,
     loads,
     new_entries,
     prune_event_data,
+    timestamp,
     tombstone,
+    tombstone_entry,
+    value_error,
 )
 from agnt5.store._rows import (
     now as _now,
@@ -102,6 +114,7 @@ from agnt5.store.base import (
     StateWrite,
     WindowCut,
 )
+from agnt5.store.migrations import USER_OWNER_VERSION, user_owner_moves
 from agnt5.store.migrations_postgres import POSTGRES_LATEST_VERSION, POSTGRES_MIGRATIONS
 from agnt5.store.url import mask_password
 
@@ -335,10 +348,10 @@ class PostgresStore:
         for attempt in range(2):
             try:
                 return await self._on_connection(pool, fn)
-            except (StoreError, ImmutableSessionError, PruneConflictError):
+            except Agnt5Error:
                 raise
             except Exception as exc:
-                error = self._error(exc, doing)
+                error = _input_error(exc) or self._error(exc, doing)
                 if attempt == 0 and isinstance(error, StoreConnectionLostError):
                     continue
                 raise error from exc
@@ -368,10 +381,10 @@ class PostgresStore:
                 if attempt == _RETRIES - 1:
                     raise self._error(exc, doing) from exc
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-            except (StoreError, ImmutableSessionError, PruneConflictError):
+            except Agnt5Error:
                 raise
             except Exception as exc:
-                raise self._error(exc, doing) from exc
+                raise (_input_error(exc) or self._error(exc, doing)) from exc
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
@@ -413,7 +426,7 @@ class PostgresStore:
         return await self._read(run, "reading an entity")
 
     async def kv_set(self, namespace: str, key: str, value: Any) -> None:
-        encoded = dumps(value)
+        encoded = _encode_kv(namespace, key, value)
 
         async def run(conn: asyncpg.Connection) -> None:
             await conn.execute(
@@ -429,7 +442,9 @@ class PostgresStore:
         await self._write(run, "writing an entity")
 
     async def kv_compare_and_set(self, namespace: str, key: str, value: Any, expected_version: int) -> bool:
-        encoded = dumps(value)
+        encoded = _encode_kv(namespace, key, value)
+        if not 0 <= expected_version <= MAX_INT:
+            return False  # no stored version is that
 
         async def run(conn: asyncpg.Connection) -> bool:
             if expected_version == 0:
@@ -507,6 +522,7 @@ class PostgresStore:
         sql = f"SELECT {SESSION_COLUMNS} FROM sessions"
         if where:
             sql += " WHERE " + " AND ".join(where)
+        limit = min(clamp(limit), MAX_INT - 1)
         params.append(limit + 1)
         sql += f" ORDER BY updated_at DESC, id DESC LIMIT ${len(params)}"
 
@@ -527,6 +543,8 @@ class PostgresStore:
         return await self._write(run, "deleting a session")
 
     async def purge_expired(self, now: float) -> list[str]:
+        now = timestamp(now, "now")
+
         async def run(conn: asyncpg.Connection) -> list[str]:
             async with conn.transaction():
                 rows = await conn.fetch(
@@ -550,10 +568,11 @@ class PostgresStore:
         stored = new_entries(messages, now)
         n = len(messages)
         tokens = [m.tokens for m in messages]
-        roles = [str(m.body["role"]) for m in messages]
-        entries = [dumps(m) for m in stored]
-        event_types = [e.type for e in events]
-        event_data = [dumps(e.data) for e in events]
+        roles = [check_text(str(m.body["role"]), "message role") for m in messages]
+        entries = [encode(m, "message") for m in stored]
+        check_header(header)
+        event_types = [check_text(e.type, "event type") for e in events]
+        event_data = [encode(e.data, f"{e.type} event data") for e in events]
         args = (header.id, n, n + len(events), now, tokens, roles, entries, event_types, event_data)
 
         async def run(conn: asyncpg.Connection) -> list[Message]:
@@ -578,6 +597,7 @@ class PostgresStore:
             )
         else:
             sql = "SELECT pos, seq, tokens, entry, NULL AS pruned_by FROM messages WHERE session_id = $1"
+        limit = None if limit is None else clamp(limit)
 
         async def run(conn: asyncpg.Connection) -> list[Message]:
             if limit is None:
@@ -596,6 +616,9 @@ class PostgresStore:
                 if not await _lock_session(conn, session_id):
                     return 0
                 # Cleared messages become tombstones (content gone), so their audit events remain.
+                with_nul = await conn.fetch(
+                    f"SELECT pos, entry FROM messages WHERE session_id = $1 AND {_HAS_NUL}", session_id
+                )
                 await conn.execute(
                     "INSERT INTO pruned_messages (session_id, pos, seq, event_id, created_at, tokens, role, "
                     f"entry, pruned_by, pruned_at) SELECT session_id, pos, seq, event_id, created_at, tokens, "
@@ -603,6 +626,7 @@ class PostgresStore:
                     session_id,
                     now,
                 )
+                await _tombstone_in_python(conn, session_id, with_nul)
                 status = await conn.execute("DELETE FROM messages WHERE session_id = $1", session_id)
                 await conn.execute("UPDATE sessions SET active_count = 0 WHERE id = $1", session_id)
                 await _insert_events(conn, session_id, [event], now)
@@ -631,6 +655,11 @@ class PostgresStore:
             last[(w.scope, w.owner, w.key)] = w
         sets = [w for k, w in sorted(last.items()) if not w.delete]
         deletes = [w for k, w in sorted(last.items()) if w.delete]
+        for w in last.values():
+            check_text(w.owner, "state owner")
+            check_text(w.key, "state key")
+        check_header(header)
+        check_events(events)
         now = _now()
         args = (
             header.id,
@@ -639,7 +668,7 @@ class PostgresStore:
             [w.scope for w in sets],
             [w.owner for w in sets],
             [w.key for w in sets],
-            [dumps(w.value) for w in sets],
+            [encode(w.value, f"state value {w.key!r}") for w in sets],
             [w.scope for w in deletes],
             [w.owner for w in deletes],
             [w.key for w in deletes],
@@ -660,6 +689,9 @@ class PostgresStore:
     # events -----------------------------------------------------------------------------------
 
     async def append_events(self, header: SessionHeader, events: Sequence[NewEvent]) -> None:
+        check_header(header)
+        check_events(events)
+
         async def run(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
                 now = _now()
@@ -670,13 +702,15 @@ class PostgresStore:
 
     async def read_events(self, session_id: str, since: float | None, limit: int | None) -> list[Event]:
         after = "" if since is None else " AND created_at >= $2"
+        # The message id comes from SQL, or from the entry in Python when SQL cannot read it.
         message_events = (
             "SELECT event_id, created_at, 'message_appended', NULL, seq, tokens, "
-            "(entry::json ->> 'id'), role FROM {table} WHERE session_id = $1" + after
+            f"CASE WHEN {_HAS_NUL} THEN NULL ELSE entry::json ->> 'id' END, role, "
+            f"CASE WHEN {_HAS_NUL} THEN entry END FROM {{table}} WHERE session_id = $1" + after
         )
         sql = (
-            "SELECT id, created_at, type, data, NULL::bigint, NULL::integer, NULL::text, NULL::text "
-            "FROM events WHERE session_id = $1"
+            "SELECT id, created_at, type, data, NULL::bigint, NULL::integer, NULL::text, NULL::text, "
+            "NULL::text FROM events WHERE session_id = $1"
             + after
             + " UNION ALL "
             + message_events.format(table="messages")
@@ -686,13 +720,17 @@ class PostgresStore:
         )
         params: list[Any] = [session_id]
         if since is not None:
-            params.append(since)
+            params.append(timestamp(since, "since"))
         if limit is not None:
-            params.append(limit)
+            params.append(clamp(limit))
             sql += f" LIMIT ${len(params)}"
 
         async def run(conn: asyncpg.Connection) -> list[Event]:
-            return [event_from_row(r, session_id) for r in await conn.fetch(sql, *params)]
+            rows = await conn.fetch(sql, *params)
+            return [
+                event_from_row(r if r[8] is None else (*r[:6], loads(r[8])["id"], r[7]), session_id)
+                for r in rows
+            ]
 
         return await self._read(run, "reading events")
 
@@ -727,20 +765,21 @@ class PostgresStore:
         return await self._read(run, "listing memories")
 
     async def memory_put(self, namespace: str, writes: Sequence[MemoryWrite]) -> MemoryWriteResult:
-        encoded = [(w, dumps(w.metadata)) for w in writes]
+        encoded = [(w, encode_memory(w)) for w in writes]
+        contents = [dumps(w.content) for w in writes]  # a JSON string: TEXT cannot hold NUL
 
         async def run(conn: asyncpg.Connection) -> MemoryWriteResult:
             now = _now()
             conflicts: list[str] = []
             try:
                 async with conn.transaction():
-                    for w, metadata in encoded:
+                    for (w, metadata), content in zip(encoded, contents, strict=True):
                         if w.only_if_hash is None:
                             await conn.execute(
                                 _MEMORY_UPSERT,
                                 namespace,
                                 w.key,
-                                w.content,
+                                content,
                                 metadata,
                                 w.content_hash,
                                 w.model,
@@ -754,7 +793,7 @@ class PostgresStore:
                                 _MEMORY_KEEP_VECTOR,
                                 namespace,
                                 w.key,
-                                w.content,
+                                content,
                                 metadata,
                                 now,
                                 w.only_if_hash,
@@ -765,7 +804,7 @@ class PostgresStore:
                                 _MEMORY_GUARDED_UPDATE,
                                 namespace,
                                 w.key,
-                                w.content,
+                                content,
                                 metadata,
                                 now,
                                 w.only_if_hash,
@@ -839,6 +878,9 @@ class PostgresStore:
     async def window_cut(
         self, session_id: str, max_messages: int | None, max_tokens: int | None
     ) -> WindowCut:
+        max_messages = None if max_messages is None else clamp(max_messages)
+        max_tokens = None if max_tokens is None else clamp(max_tokens)
+
         async def run(conn: asyncpg.Connection) -> WindowCut:
             async with conn.transaction(isolation="repeatable_read", readonly=True):  # one snapshot
                 stats = await _history_stats(conn, session_id)
@@ -862,7 +904,7 @@ class PostgresStore:
         return await self._read(run, "reading messages to prune")
 
     async def read_scores(self, session_id: str, seqs: Sequence[int]) -> dict[int, float]:
-        wanted = [int(s) for s in seqs]
+        wanted = [int(s) for s in seqs if 0 <= s <= MAX_INT]  # no message has another seq
 
         async def run(conn: asyncpg.Connection) -> dict[int, float]:
             rows = await conn.fetch(
@@ -897,6 +939,31 @@ def _message(entry_text: str, seq: int, tokens: int, pruned_by: str | None) -> M
     if pruned_by is None:
         return stored_message(entry, int(seq), int(tokens))
     return tombstone(entry, int(seq), int(tokens), pruned_by)
+
+
+def _encode_kv(namespace: str, key: str, value: Any) -> str:
+    check_text(namespace, "entity name")
+    check_text(key, "entity key")
+    return encode(value, f"entity value {key!r}")
+
+
+def _input_error(exc: BaseException) -> InvalidInputError | None:
+    """The input error for a value PostgreSQL cannot hold, None for anything else: asyncpg's
+    DataError (an argument it cannot encode, e.g. invalid text) is also an InterfaceError, which
+    must not read as a lost connection; SQLSTATE class 22 is the server's "data exception"."""
+    found = value_error(exc)
+    if found is not None:
+        return found
+    asyncpg = _import_asyncpg()
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    if isinstance(exc, asyncpg.DataError) or (
+        isinstance(exc, asyncpg.PostgresError) and sqlstate.startswith("22")
+    ):
+        detail = str(exc)
+        if len(detail) > 300:
+            detail = detail[:300] + "..."
+        return InvalidInputError(f"a value cannot be stored in PostgreSQL: {detail}; nothing was written")
+    return None
 
 
 def _closed_connection(exc: BaseException, lost: tuple[type[BaseException], ...]) -> bool:
@@ -971,12 +1038,31 @@ async def _migrate(
         for version, script in steps:
             if version > current:
                 await conn.execute(script)  # several statements: the simple query protocol
+                if version == USER_OWNER_VERSION:
+                    await _rekey_user_state(conn)
                 current = version
         await conn.execute(
             "INSERT INTO agnt5_meta (key, value) VALUES ('schema_version', $1) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             str(current),
         )
+
+
+async def _rekey_user_state(conn: asyncpg.Connection) -> None:
+    """Schema step 5's data: move 'user' state to owners that cannot collide (user_owner_moves)."""
+    owners = [r[0] for r in await conn.fetch("SELECT DISTINCT owner FROM state WHERE scope = 'user'")]
+    users = await conn.fetch("SELECT DISTINCT app_name, user_id FROM sessions WHERE user_id IS NOT NULL")
+    for old, new_owners in user_owner_moves(owners, [(r[0], r[1]) for r in users]).items():
+        for new in new_owners:
+            await conn.execute(
+                "INSERT INTO state (scope, owner, key, value, updated_at) "
+                "SELECT 'user', $1, key, value, updated_at FROM state WHERE scope = 'user' AND owner = $2 "
+                "ON CONFLICT (scope, owner, key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at WHERE excluded.updated_at > state.updated_at",
+                new,
+                old,
+            )
+        await conn.execute("DELETE FROM state WHERE scope = 'user' AND owner = $1", old)
 
 
 async def schema_version(conn: asyncpg.Connection) -> int:
@@ -1076,12 +1162,31 @@ WITH r AS (
 SELECT first_event FROM r
 """
 
+# Whether an entry holds an escaped NUL (`\u0000`): PostgreSQL's JSON functions refuse to read
+# such text ("\u0000 cannot be converted to text"), so those entries are handled in Python.
+_HAS_NUL = "strpos(entry, '\\u0000') > 0"
+
 # A message's tombstone entry: the entry without content and tool_calls, keys kept in order
-# (json, not jsonb: no reordering, and `\u0000` in the removed content is no problem).
+# (json, not jsonb: no reordering). An entry holding `\u0000` is moved as is, then tombstoned by
+# _tombstone_in_python in the same transaction.
 _TOMBSTONE = (
-    "(SELECT COALESCE(json_object_agg(j.k, j.v), '{}'::json)::text "
-    "FROM json_each(entry::json) AS j(k, v) WHERE j.k NOT IN ('content', 'tool_calls'))"
+    f"CASE WHEN {_HAS_NUL} THEN entry ELSE (SELECT COALESCE(json_object_agg(j.k, j.v), '{{}}'::json)::text "
+    "FROM json_each(entry::json) AS j(k, v) WHERE j.k NOT IN ('content', 'tool_calls')) END"
 )
+
+
+async def _tombstone_in_python(conn: asyncpg.Connection, session_id: str, rows: Sequence[Any]) -> None:
+    """Tombstone the moved entries `rows` (pos, entry) that SQL could not read (see _HAS_NUL)."""
+    if not rows:
+        return
+    await conn.execute(
+        "UPDATE pruned_messages AS p SET entry = x.entry "
+        "FROM unnest($2::double precision[], $3::text[]) AS x(pos, entry) "
+        "WHERE p.session_id = $1 AND p.pos = x.pos",
+        session_id,
+        [r[0] for r in rows],
+        [tombstone_entry(r[1]) for r in rows],
+    )
 
 
 async def _insert_events(
@@ -1122,7 +1227,8 @@ _MEMORY_COLUMNS = "key, content, metadata, content_hash, model, created_at, upda
 
 
 def _memory_row(r: Sequence[Any]) -> MemoryRow:
-    return MemoryRow(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6])
+    # content is a JSON string (schema version 5): TEXT cannot hold NUL
+    return MemoryRow(r[0], loads(r[1]), json.loads(r[2]), r[3], r[4], r[5], r[6])
 
 
 async def _memory_version(conn: asyncpg.Connection, namespace: str) -> int:
@@ -1248,6 +1354,9 @@ async def _apply_prune(conn: asyncpg.Connection, session_id: str, prune: PruneWr
             f"{session_id!r} are no longer active (another prune ran meanwhile); nothing was "
             "changed — run the prune again"
         )
+    with_nul = await conn.fetch(
+        f"SELECT pos, entry FROM messages WHERE {chosen} AND {_HAS_NUL}", session_id, seqs
+    )
     await conn.execute(
         "INSERT INTO pruned_messages (session_id, pos, seq, event_id, created_at, tokens, role, entry, "
         f"pruned_by, pruned_at) SELECT session_id, pos, seq, event_id, created_at, tokens, role, {_TOMBSTONE}, "
@@ -1257,6 +1366,7 @@ async def _apply_prune(conn: asyncpg.Connection, session_id: str, prune: PruneWr
         prune.prune_id,
         now,
     )
+    await _tombstone_in_python(conn, session_id, with_nul)
     await conn.execute(f"DELETE FROM messages WHERE {chosen}", session_id, seqs)
     summary_seq = None
     if prune.summary is not None:

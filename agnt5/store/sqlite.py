@@ -35,9 +35,11 @@ from agnt5.messages import Message, stored_message
 from agnt5.store import _prune_sql
 from agnt5.store import _sqlite_counters as counters
 from agnt5.store._rows import (
+    MAX_INT,
     check_events,
     check_header,
     check_text,
+    clamp,
     decode_cursor,
     dumps,
     encode,
@@ -47,6 +49,7 @@ from agnt5.store._rows import (
     header_from_row,
     loads,
     new_entries,
+    timestamp,
     tombstone,
     value_error,
 )
@@ -70,7 +73,7 @@ from agnt5.store.base import (
     StateWrite,
     WindowCut,
 )
-from agnt5.store.migrations import LATEST_VERSION, MIGRATIONS
+from agnt5.store.migrations import LATEST_VERSION, MIGRATIONS, USER_OWNER_VERSION, user_owner_moves
 
 T = TypeVar("T")
 
@@ -362,6 +365,8 @@ class SqliteStore:
 
     async def kv_compare_and_set(self, namespace: str, key: str, value: Any, expected_version: int) -> bool:
         encoded = _encode_kv(namespace, key, value)
+        if not 0 <= expected_version <= MAX_INT:
+            return False  # no stored version is that
 
         def run(conn: sqlite3.Connection) -> bool:
             if expected_version == 0:
@@ -438,6 +443,7 @@ class SqliteStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
+        limit = min(clamp(limit), MAX_INT - 1)
         params.append(limit + 1)
 
         def run(conn: sqlite3.Connection) -> SessionPage:
@@ -457,6 +463,8 @@ class SqliteStore:
         return await self._call(run)
 
     async def purge_expired(self, now: float) -> list[str]:
+        now = timestamp(now, "now")
+
         def run(conn: sqlite3.Connection) -> list[str]:
             with _transaction(conn):
                 ids = [
@@ -576,9 +584,11 @@ class SqliteStore:
         self._recent[session_id] = (next_seq, touched)
 
     async def read_messages(self, session_id: str, limit: int | None, include_pruned: bool) -> list[Message]:
+        limit = None if limit is None else clamp(limit)
         return await self._call(lambda conn: _read_messages(conn, session_id, limit, include_pruned))
 
     def read_messages_sync(self, session_id: str, limit: int | None, include_pruned: bool) -> list[Message]:
+        limit = None if limit is None else clamp(limit)
         return self._call_sync(lambda conn: _read_messages(conn, session_id, limit, include_pruned))
 
     async def clear_messages(self, session_id: str, event: NewEvent) -> int:
@@ -665,7 +675,11 @@ class SqliteStore:
             + " ORDER BY 1"
             + ("" if limit is None else " LIMIT :limit")
         )
-        params = {"id": session_id, "since": since, "limit": limit}
+        params = {
+            "id": session_id,
+            "since": None if since is None else timestamp(since, "since"),
+            "limit": None if limit is None else clamp(limit),
+        }
 
         def run(conn: sqlite3.Connection) -> list[Event]:
             return [event_from_row(r, session_id) for r in conn.execute(sql, params)]
@@ -751,15 +765,16 @@ class SqliteStore:
     async def window_cut(
         self, session_id: str, max_messages: int | None, max_tokens: int | None
     ) -> WindowCut:
-        return await self._call(
-            lambda conn: _prune_sql.window_cut(conn, session_id, max_messages, max_tokens)
-        )
+        messages = None if max_messages is None else clamp(max_messages)
+        tokens = None if max_tokens is None else clamp(max_tokens)
+        return await self._call(lambda conn: _prune_sql.window_cut(conn, session_id, messages, tokens))
 
     async def seqs_before(self, session_id: str, pos: float) -> list[int]:
         return await self._call(lambda conn: _prune_sql.seqs_before(conn, session_id, pos))
 
     async def read_scores(self, session_id: str, seqs: Sequence[int]) -> dict[int, float]:
-        return await self._call(lambda conn: _prune_sql.read_scores(conn, session_id, seqs))
+        wanted = [s for s in seqs if 0 <= s <= MAX_INT]  # no message has another seq
+        return await self._call(lambda conn: _prune_sql.read_scores(conn, session_id, wanted))
 
     async def save_scores(self, session_id: str, scores: Mapping[int, float], model: str) -> None:
         def run(conn: sqlite3.Connection) -> None:
@@ -817,6 +832,8 @@ def _migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]] | N
                 for statement in script.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                if version == USER_OWNER_VERSION:
+                    _rekey_user_state(conn)
                 current = version
         conn.execute(
             "INSERT INTO agnt5_meta (key, value) VALUES ('schema_version', ?) "
@@ -858,6 +875,22 @@ def _check_readable(conn: sqlite3.Connection, path: str) -> None:
             f"the database has schema version {version}, newer than this agnt5 knows "
             f"({LATEST_VERSION}); upgrade agnt5 to open it"
         )
+
+
+def _rekey_user_state(conn: sqlite3.Connection) -> None:
+    """Schema step 5's data: move 'user' state to owners that cannot collide (user_owner_moves)."""
+    owners = [r[0] for r in conn.execute("SELECT DISTINCT owner FROM state WHERE scope = 'user'")]
+    users = conn.execute("SELECT DISTINCT app_name, user_id FROM sessions WHERE user_id IS NOT NULL")
+    for old, new_owners in user_owner_moves(owners, users.fetchall()).items():
+        for new in new_owners:
+            conn.execute(
+                "INSERT INTO state (scope, owner, key, value, updated_at) "
+                "SELECT 'user', ?, key, value, updated_at FROM state WHERE scope = 'user' AND owner = ? "
+                "ON CONFLICT (scope, owner, key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at WHERE excluded.updated_at > state.updated_at",
+                (new, old),
+            )
+        conn.execute("DELETE FROM state WHERE scope = 'user' AND owner = ?", (old,))
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

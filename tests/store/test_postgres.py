@@ -33,7 +33,7 @@ from agnt5.store import postgres as postgres_module
 from agnt5.store.base import NewEvent
 from agnt5.store.migrations import MIGRATIONS
 from agnt5.store.migrations_postgres import POSTGRES_LATEST_VERSION, POSTGRES_MIGRATIONS
-from agnt5.store.postgres import PostgresStore, split_url
+from agnt5.store.postgres import PostgresStore
 
 # --- no server needed ------------------------------------------------------------------------------
 
@@ -57,7 +57,8 @@ def test_database_urls_select_the_postgres_store(scheme: str) -> None:
     store = open_store(f"{scheme}://user:pw@db.example:6543/agnt5?sslmode=disable&schema=tenant_1")
     assert isinstance(store, PostgresStore)
     assert store.schema == "tenant_1"
-    dsn, schema = split_url(store.url)
+    assert "pw" not in store.url  # the public URL is masked; the password lives only in the DSN
+    dsn, schema = store._dsn, store.schema
     assert schema == "tenant_1" and "schema=" not in dsn and "sslmode=disable" in dsn
     assert dsn.startswith("postgresql://user:pw@db.example:6543/agnt5")
 

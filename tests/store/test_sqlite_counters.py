@@ -150,7 +150,11 @@ async def test_a_version_3_database_is_migrated_and_keeps_numbering(db_path: Pat
     conn = sqlite3.connect(db_path)
     meta: dict[str, Any] = dict(conn.execute("SELECT key, value FROM agnt5_meta").fetchall())
     conn.close()
-    assert meta == {"schema_version": str(LATEST_VERSION), "session_counters": "floor_and_newest_rows"}
+    assert meta == {
+        "schema_version": str(LATEST_VERSION),
+        "session_counters": "floor_and_newest_rows",
+        "user_state_owner": "json_pair",
+    }
     await check_numbers(str(db_path), 4, 5)
 
 
