@@ -414,9 +414,20 @@ async def test_unusable_vectors_raise_embedding_error(
 
 
 async def test_wrong_size_within_a_batch(fake: FakeEmbeddings, service: VectorMemoryService) -> None:
+    mem = memory(service)
     fake.transform = lambda vs: [vs[0], vs[1][:10]]
     with pytest.raises(EmbeddingError, match="different sizes"):
-        await memory(service).store_many({"a": "one", "b": "two"})
+        await mem.store_many({"a": "one", "b": "two"})
+    assert await mem.list() == []  # not even the first, well-sized one
+    fake.transform = None
+    await mem.store_many({"a": "one", "b": "two"})
+    # A later bad batch that would replace one memory and add another changes nothing either.
+    fake.transform = lambda vs: [vs[0], vs[1][:10]]
+    with pytest.raises(EmbeddingError):
+        await mem.store_many({"a": "replaced", "c": "three"})
+    assert sorted((r.key, r.content) for r in await mem.list()) == [("a", "one"), ("b", "two")]
+    fake.transform = None
+    assert (await mem.search("one"))[0].content == "one"
 
 
 async def test_unknown_model_size_is_learned_then_enforced(fake: FakeEmbeddings, store: Store) -> None:

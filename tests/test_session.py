@@ -774,11 +774,24 @@ async def test_failed_flush_keeps_the_changes_pending(db_path: Path) -> None:
     await store.close()
 
 
-async def test_load_refreshes_on_the_embedded_store_too(store: Store) -> None:
-    s = Session("l", user_id="u", store=store)
+async def test_load_refreshes_on_the_embedded_store_too(store: Store, store2: Store) -> None:
+    s = Session("l", user_id="u", metadata={"v": 1}, store=store)
     s.set_state("x", 1)
+    s.set_state("lang", "en", scope="user")
     await s.flush()  # a no-op on the embedded store
-    assert (await Session("l", store=store).load()).get_state("x") == 1
+    stale = await Session("l", store=store).load()
+    assert stale.get_state("x") == 1 and stale.metadata == {"v": 1}
+    # Another writer (another store on the database, as another process) changes it all.
+    other = Session("l", metadata={"v": 2}, store=store2)
+    await other.save()
+    other.set_state("x", 2)
+    other.set_state("lang", "fr", scope="user")
+    await other.flush()
+    assert stale.metadata == {"v": 1}  # the header an object read stays as read...
+    assert await stale.load() is stale  # ...until load() reads it again, on every store
+    assert stale.metadata == {"v": 2}
+    assert stale.get_state("x") == 2 and stale.get_state("lang", scope="user") == "fr"
+    assert stale.state() == {"x": 2} and stale.user_id == "u"
 
 
 async def test_two_objects_of_one_user_setting_different_keys_both_persist(
