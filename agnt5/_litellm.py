@@ -9,10 +9,14 @@ fixed backoff; so agnt5 retries here instead, and passes `num_retries=0, max_ret
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import importlib
+import importlib.metadata
+import json
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -32,6 +36,10 @@ _import_lock = threading.Lock()
 _network_override: bool | None = None
 _guard_installed = False
 _guard_lock = threading.Lock()
+_answers: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "agnt5_http_answers", default=None
+)
+"""HTTP statuses received during the current model call (set per attempt by `_call_with_retries`)."""
 
 # Indirection so tests can make backoff instant: `monkeypatch.setattr(agnt5._litellm, "_sleep", ...)`.
 _sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -134,6 +142,7 @@ def install_network_guard() -> None:
                 continue
             _wrap_async_connect(async_mod.AsyncHTTPConnection)
             _wrap_sync_connect(sync_mod.HTTPConnection)
+        _track_answers()
         _guard_installed = True
 
 
@@ -163,6 +172,32 @@ def _wrap_sync_connect(cls: type) -> None:
 
     _connect.__agnt5_guard__ = True  # type: ignore[attr-defined]
     cls._connect = _connect  # type: ignore[attr-defined]
+
+
+def _track_answers() -> None:
+    """Record the status of every httpx response received inside a model call (see `_answers`).
+
+    It sits on `httpx.AsyncClient.send`, above respx and the network guard, so mocked and real
+    answers alike tell a failure after an HTTP 200 (litellm could not read the answer) from a
+    failure to get one.
+    """
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - httpx is a litellm dependency
+        return
+    original = httpx.AsyncClient.__dict__.get("send")
+    if original is None or getattr(original, "__agnt5_answers__", False):
+        return
+
+    async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        response = await original(self, request, *args, **kwargs)
+        answers = _answers.get()
+        if answers is not None:
+            answers.append(response.status_code)
+        return response
+
+    send.__agnt5_answers__ = True  # type: ignore[attr-defined]
+    httpx.AsyncClient.send = send  # type: ignore[method-assign]
 
 
 # --- calls with retries --------------------------------------------------------------------------
@@ -199,16 +234,23 @@ async def _call_with_retries(function: str, num_retries: int, kwargs: dict[str, 
     call = getattr(get_litellm(), function)
     kwargs.setdefault("num_retries", 0)
     model = str(kwargs.get("model", ""))
+    key_given = bool(kwargs.get("api_key"))
     attempt = 0
     while True:
+        answers: list[int] = []
+        token = _answers.set(answers)
         try:
             return await call(**kwargs)
         except Exception as exc:
-            mapped = map_exception(exc, model)
+            answered = bool(answers) and 200 <= answers[-1] < 300
+            mapped = map_exception(exc, model, answered=answered, api_key_given=key_given)
             if attempt >= num_retries or not is_retryable(mapped):
                 raise mapped from exc
-            await _sleep(backoff_delay(attempt, exc))
-            attempt += 1
+            delay = backoff_delay(attempt, exc)
+        finally:
+            _answers.reset(token)
+        await _sleep(delay)
+        attempt += 1
 
 
 async def iterate_stream(stream: Any, model: str) -> AsyncIterator[Any]:
@@ -219,7 +261,24 @@ async def iterate_stream(stream: Any, model: str) -> AsyncIterator[Any]:
     except errors.Agnt5Error:
         raise
     except Exception as exc:
-        raise map_exception(exc, model) from exc
+        raise map_exception(exc, model, answered=True) from exc
+
+
+def stream_usage_reported(stream: Any) -> bool | None:
+    """Whether the provider's own stream chunks carried usage; False when litellm estimated it.
+
+    litellm appends a usage chunk to every stream, counting tokens itself when the provider sent
+    none; its record of the provider's chunks (`stream.chunks`) tells the two apart. None when
+    this litellm keeps no such record.
+    """
+    chunks = getattr(stream, "chunks", None)
+    if not isinstance(chunks, list):
+        return None
+    for chunk in chunks:
+        usage = chunk.get("usage") if isinstance(chunk, Mapping) else getattr(chunk, "usage", None)
+        if usage is not None and type(usage).__name__ != "UnreportedUsage":
+            return True
+    return False
 
 
 def is_retryable(error: errors.ModelError) -> bool:
@@ -277,12 +336,15 @@ def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException 
     return None
 
 
-_MISSING_KEY_PHRASES = ("missing credentials", "api_key client option must be set", "no api key provided")
+_MISSING_KEY = re.compile(
+    r"missing credentials|missing (?:\w+ )?api key|api_key client option must be set|no api key provided",
+    re.IGNORECASE,
+)
 
 
 def _missing_credentials(detail: str) -> bool:
-    lowered = detail.lower()
-    return any(phrase in lowered for phrase in _MISSING_KEY_PHRASES)
+    """litellm or the provider SDK refused to send the request because no API key was found."""
+    return _MISSING_KEY.search(detail) is not None
 
 
 def provider_name(model: str) -> str | None:
@@ -293,8 +355,14 @@ def provider_name(model: str) -> str | None:
         return None
 
 
-def map_exception(exc: BaseException, model: str) -> errors.ModelError:
-    """Translate a litellm/openai/httpx exception into the matching `agnt5.errors.ModelError`."""
+def map_exception(
+    exc: BaseException, model: str, *, answered: bool = False, api_key_given: bool = True
+) -> errors.ModelError:
+    """Translate a litellm/openai/httpx exception into the matching `agnt5.errors.ModelError`.
+
+    `answered`: the provider's HTTP 200 arrived before the failure (so litellm failed reading it).
+    `api_key_given`: the call passed `api_key=` (else an HTTP 401 may mean the variable is unset).
+    """
     if isinstance(exc, errors.ModelError):
         return exc
     # Our own errors raised below litellm (network guard, cassette replay) come through as themselves.
@@ -304,14 +372,16 @@ def map_exception(exc: BaseException, model: str) -> errors.ModelError:
         return ours
 
     litellm = get_litellm()
-    exc_model = getattr(exc, "model", None)
-    model = str(exc_model) if isinstance(exc_model, str) and exc_model else model
+    if not model:
+        exc_model = getattr(exc, "model", None)
+        model = str(exc_model) if isinstance(exc_model, str) else ""
     provider = getattr(exc, "llm_provider", None) or provider_name(model)
     status = getattr(exc, "status_code", None)
     status_code = status if isinstance(status, int) else None
     detail = _detail(exc)
     where = f"{model} ({provider})" if provider else model
-    key_var = _api_key_env(model, provider)
+    key_vars = _api_key_vars(model, provider)
+    key_hint = key_vars[0] + (f" (or {', '.join(key_vars[1:])})" if len(key_vars) > 1 else "")
     ctx: dict[str, Any] = {"model": model, "provider": provider, "status_code": status_code}
     lx = litellm.exceptions
 
@@ -322,15 +392,34 @@ def map_exception(exc: BaseException, model: str) -> errors.ModelError:
             **ctx,
         )
     if _missing_credentials(detail):
-        # Raised by the SDK before any request; litellm reports it as a 500.
+        # Raised by litellm or the SDK before any request (litellm reports some of them as a 500).
         return errors.AuthenticationError(
-            f"{where} has no API key: {detail}. Set {key_var} or pass api_key= to LanguageModel.",
+            f"{where} has no API key: set the {key_hint} environment variable, or pass api_key= "
+            "to LanguageModel. Nothing was sent to the provider.",
             **{**ctx, "status_code": None},
         )
+    failure = _parse_failure(exc, answered)
+    if failure is not None:
+        version = litellm_version()
+        return errors.ResponseParseError(
+            f"{where} answered (HTTP 200) but litellm {version} could not parse the answer: {failure}. "
+            "It was sent once and not retried: the provider has billed it and a retry would fail the "
+            "same way. Upgrade litellm (pip install -U litellm) or use a litellm version that reads "
+            "this provider's answers.",
+            model=model,
+            provider=provider,
+            litellm_version=version,
+        )
     if isinstance(exc, lx.AuthenticationError | lx.PermissionDeniedError) or status_code in (401, 403):
+        if status_code in (None, 401) and not api_key_given and not any(os.environ.get(v) for v in key_vars):
+            return errors.AuthenticationError(
+                f"{where} refused the request (HTTP 401): no API key was sent because {key_vars[0]} "
+                f"is not set. Set {key_hint}, or pass api_key= to LanguageModel.",
+                **ctx,
+            )
         return errors.AuthenticationError(
             f"{where} refused the credentials (HTTP {status_code or 401}): {detail}. "
-            f"Check {key_var} or pass api_key= to LanguageModel.",
+            f"Check {key_hint}, or pass api_key= to LanguageModel.",
             **ctx,
         )
     if isinstance(exc, lx.RateLimitError) or status_code == 429:
@@ -368,13 +457,73 @@ def map_exception(exc: BaseException, model: str) -> errors.ModelError:
     )
 
 
-def _api_key_env(model: str, provider: str | None) -> str:
+def litellm_version() -> str:
+    """The installed litellm's version ("unknown" when its metadata is missing)."""
+    try:
+        return importlib.metadata.version("litellm")
+    except importlib.metadata.PackageNotFoundError:
+        return str(getattr(get_litellm(), "version", "unknown"))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from or while handling, outermost first."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in out):
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+_LOCAL_DEFECTS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+"""What litellm's own code raises when an answer has a shape it does not expect."""
+_CONVERSION_FAILED = ("error converting to valid response block", "invalid response object")
+"""litellm's words for "the provider answered, but I could not turn it into a ModelResponse"."""
+
+
+def _parse_failure(exc: BaseException, answered: bool) -> str | None:
+    """What litellm failed on while reading an answer the provider gave, else None.
+
+    A failure to get an answer (transport error, HTTP error status, timeout) or an answer that is
+    not JSON at all (cut off, an HTML error page) is the provider's side and is not one of these.
+    """
+    import httpx
+
+    chain = _chain(exc)
+    if any(
+        isinstance(e, httpx.HTTPError | TimeoutError | json.JSONDecodeError | UnicodeDecodeError)
+        for e in chain
+    ):
+        return None
+    text = " ".join(str(e) for e in chain).lower()
+    if "empty or invalid response" in text:  # litellm: the body was not JSON
+        return None
+    local = next((e for e in reversed(chain) if isinstance(e, _LOCAL_DEFECTS)), None)
+    if not (any(marker in text for marker in _CONVERSION_FAILED) or (answered and local is not None)):
+        return None
+    if local is None:
+        return _detail(exc)
+    reason = " ".join(str(local).split())
+    return f"{type(local).__name__}: {reason[:300]}{'...' if len(reason) > 300 else ''}"
+
+
+def _api_key_vars(model: str, provider: str | None) -> list[str]:
+    """Environment variables that hold `model`'s API key, the one agnt5 documents first."""
     from agnt5.providers import profile_for
 
     profile = profile_for(model)
-    if provider is None or profile.name == provider:
-        return profile.api_key_env
-    return f"{provider.upper()}_API_KEY"
+    primary = (
+        profile.api_key_env if provider is None or profile.name == provider else f"{provider.upper()}_API_KEY"
+    )
+    names = [primary]
+    try:
+        missing = get_litellm().validate_environment(model).get("missing_keys") or []
+    except Exception:
+        missing = []
+    names += [
+        name for name in missing if isinstance(name, str) and name.endswith("_KEY") and name not in names
+    ]
+    return names
 
 
 def _is_httpx_timeout(exc: BaseException) -> bool:
@@ -385,8 +534,20 @@ def _is_httpx_timeout(exc: BaseException) -> bool:
     return _find_cause(exc, httpx.TimeoutException) is not None
 
 
+_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)+(?:\w+Error:\s*)?(?:\w+Exception\s*-\s*)?")
+_LITELLM_TRAILERS = (
+    "Traceback (most recent call last)",
+    "File an issue if litellm error",
+    "Received Model Group=",
+    "LiteLLM Retried:",
+)
+
+
 def _detail(exc: BaseException) -> str:
+    """The provider's own words from `exc`, without litellm's class-name prefixes and tracebacks."""
     message = getattr(exc, "message", None)
     text = message if isinstance(message, str) and message else str(exc)
-    text = " ".join(text.split())
+    for trailer in _LITELLM_TRAILERS:
+        text = text.split(trailer, 1)[0]
+    text = _LITELLM_PREFIX.sub("", " ".join(text.split())).strip().rstrip(".").strip()
     return text[:500] + ("..." if len(text) > 500 else "") if text else type(exc).__name__

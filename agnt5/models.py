@@ -7,9 +7,10 @@ Calls go through `agnt5._litellm` (lazy import, retries, error mapping); provide
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -118,6 +119,18 @@ def _tool_schemas(tools: Sequence[Tool | Mapping[str, Any]] | None) -> list[dict
     return [dict(t) if isinstance(t, Mapping) else t.schema() for t in tools]
 
 
+def _count_prompt(messages: list[dict[str, Any]], schemas: list[dict[str, Any]] | None, model: str) -> int:
+    total = tokens.count_tokens(messages, model)
+    for schema in schemas or ():
+        total += tokens.count_text_tokens(json.dumps(schema, separators=(",", ":")), model)
+    return total
+
+
+def _prompt_tokens(request: Mapping[str, Any], model: str) -> int:
+    """The prompt tokens of a prepared request, counted locally (for answers without usage)."""
+    return _count_prompt(request["messages"], request.get("tools"), model)
+
+
 # --- the model -----------------------------------------------------------------------------------
 
 
@@ -196,11 +209,11 @@ class LanguageModel:
         request = self._request(messages, tools, tool_choice, response_format)
         raw = await _litellm.acompletion(num_retries=self.num_retries, **request)
         try:
-            return _parse_response(raw, self.model)
+            return _parse_response(raw, self.model, lambda: _prompt_tokens(request, self.model))
         except errors.ModelError:
             raise
         except Exception as exc:
-            raise _litellm.map_exception(exc, self.model) from exc
+            raise _litellm.map_exception(exc, self.model, answered=True) from exc
 
     async def stream(
         self,
@@ -222,7 +235,8 @@ class LanguageModel:
         async for chunk in _litellm.iterate_stream(raw_stream, self.model):
             for event in assembler.feed(chunk):
                 yield event
-        yield ResponseComplete(assembler.finish())
+        reported = _litellm.stream_usage_reported(raw_stream)
+        yield ResponseComplete(assembler.finish(reported, lambda: _prompt_tokens(request, self.model)))
 
     # -- tokens and limits --
 
@@ -232,10 +246,7 @@ class LanguageModel:
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
     ) -> int:
         """Prompt tokens of `messages` (plus the tools' JSON schemas) for this model, offline."""
-        total = tokens.count_tokens(to_provider_messages(messages), self.model)
-        for schema in _tool_schemas(tools) or ():
-            total += tokens.count_text_tokens(json.dumps(schema, separators=(",", ":")), self.model)
-        return total
+        return _count_prompt(to_provider_messages(messages), _tool_schemas(tools), self.model)
 
     @cached_property
     def _info(self) -> Mapping[str, Any]:
@@ -276,6 +287,22 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
+def _reported(raw_usage: Any) -> bool:
+    """Whether litellm's usage holds counts (litellm gives zeros when an answer has no usage)."""
+    if raw_usage is None:
+        return False
+    return _int(_get(raw_usage, "prompt_tokens")) > 0 or _int(_get(raw_usage, "completion_tokens")) > 0
+
+
+def _estimated_usage(model: str, prompt: int, text: str, calls: Sequence[ToolCall]) -> Usage:
+    """Usage counted locally for an answer that reported none: the prompt sent, the text and tool calls."""
+    completion = tokens.count_text_tokens(text, model) if text else 0
+    for call in calls:
+        completion += tokens.count_text_tokens(call.name + call.arguments, model)
+    cost = _cost(None, model, prompt, completion, None)
+    return Usage(prompt, completion, prompt + completion, cost, requests=1, estimated=True)
+
+
 def _usage(raw_usage: Any, model: str, raw_response: Any = None) -> Usage:
     if raw_usage is None:
         return Usage(requests=1)
@@ -307,7 +334,8 @@ def _cost(raw_usage: Any, model: str, prompt: int, completion: int, raw_response
         return None
 
 
-def _parse_response(raw: Any, requested_model: str) -> ModelResponse:
+def _parse_response(raw: Any, requested_model: str, prompt_tokens: Callable[[], int]) -> ModelResponse:
+    """`raw` (a litellm ModelResponse) as agnt5's; usage counted locally when the answer had none."""
     choices = _get(raw, "choices") or []
     if not choices:
         raise errors.ProviderError(
@@ -326,11 +354,17 @@ def _parse_response(raw: Any, requested_model: str) -> ModelResponse:
         )
         for i, call in enumerate(_get(message, "tool_calls") or [])
     ]
+    text = content if isinstance(content, str) else ""
+    raw_usage = _get(raw, "usage")
+    if _reported(raw_usage):
+        usage = _usage(raw_usage, requested_model, raw)
+    else:
+        usage = _estimated_usage(requested_model, prompt_tokens(), text, calls)
     return ModelResponse(
-        text=content if isinstance(content, str) else "",
+        text=text,
         tool_calls=calls,
         finish_reason=_get(choice, "finish_reason"),
-        usage=_usage(_get(raw, "usage"), requested_model, raw),
+        usage=usage,
         model=str(_get(raw, "model") or requested_model),
     )
 
@@ -394,7 +428,8 @@ class _StreamAssembler:
         partial.arguments.append(arguments)
         return ToolCallDelta(index=index, id=call_id, name=name, arguments=arguments)
 
-    def finish(self) -> ModelResponse:
+    def finish(self, reported: bool | None, prompt_tokens: Callable[[], int]) -> ModelResponse:
+        """The whole response; `reported` False when litellm estimated the usage (None: unknown)."""
         if self.finish_reason is None:
             raise errors.ProviderError(
                 f"the stream from {self.model} ended before the provider said why it stopped "
@@ -406,10 +441,17 @@ class _StreamAssembler:
             ToolCall(id=p.id or f"call_{i}", name=p.name, arguments="".join(p.arguments) or "{}")
             for i, p in sorted(self.calls.items())
         ]
+        text = "".join(self.text)
+        if not _reported(self.usage):
+            usage = _estimated_usage(self.model, prompt_tokens(), text, calls)
+        else:
+            usage = _usage(self.usage, self.model)
+            if reported is False:  # litellm counted the tokens itself
+                usage = dataclasses.replace(usage, estimated=True)
         return ModelResponse(
-            text="".join(self.text),
+            text=text,
             tool_calls=calls,
             finish_reason=self.finish_reason,
-            usage=_usage(self.usage, self.model),
+            usage=usage,
             model=str(self.reported_model or self.model),
         )

@@ -13,6 +13,8 @@ import respx
 from _mocks import (
     ANTHROPIC_MODEL,
     ANTHROPIC_URL,
+    GEMINI_HOST,
+    GEMINI_MODEL,
     OPENAI_MODEL,
     OPENAI_URL,
     json_response,
@@ -26,6 +28,8 @@ from agnt5.models import LanguageModel, ResponseComplete
 __all__ = ["sleeps"]  # the fixture, re-exported so pytest finds it here
 
 USER = [{"role": "user", "content": "hi"}]
+GROQ_URL = "https://api.groq.com/openai/v1/chat/completions"
+GROQ_MODEL = "groq/llama-3.3-70b-versatile"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -206,3 +210,181 @@ async def test_missing_api_key_is_an_authentication_error_not_retried(
     with pytest.raises(AuthenticationError, match="OPENAI_API_KEY"):
         await LanguageModel("gpt-4o-mini").generate([{"role": "user", "content": "hi"}])
     assert sleeps == []
+
+
+# --- missing API keys -----------------------------------------------------------------------------
+
+KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+PROVIDER_NOISE = ("litellm", "exception -", "internalservererror", "traceback", "retry")
+MISSING_KEY_CASES = [
+    (OPENAI_MODEL, "api.openai.com", "OPENAI_API_KEY"),
+    (ANTHROPIC_MODEL, "api.anthropic.com", "ANTHROPIC_API_KEY"),
+    (GEMINI_MODEL, GEMINI_HOST, "GEMINI_API_KEY"),
+]
+
+
+@pytest.fixture
+def no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+
+def assert_says_set_the_key(message: str, var: str) -> None:
+    """The message names the variable to set and carries none of the provider library's noise."""
+    assert var in message and "api_key=" in message, message
+    lowered = message.lower()
+    assert not [noise for noise in PROVIDER_NOISE if noise in lowered], message
+
+
+@pytest.mark.parametrize(("model", "host", "var"), MISSING_KEY_CASES)
+async def test_missing_key_names_the_variable_to_set(
+    no_api_keys: None, sleeps: list[float], model: str, host: str, var: str
+) -> None:
+    with respx.mock:
+        route = respx.route(host=host).mock(return_value=json_response("openai/error_500.json", 500))
+        with pytest.raises(errors.AuthenticationError) as info:
+            await LanguageModel(model, num_retries=2).generate(USER)
+    assert route.call_count == 0 and sleeps == []  # nothing sent, never retried
+    assert info.value.provider == var.split("_")[0].lower()
+    assert_says_set_the_key(str(info.value), var)
+
+
+async def test_missing_key_for_a_provider_without_a_profile(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    """litellm sends the request keyless; the provider's 401 then says which variable is unset."""
+    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    body = {
+        "error": {"message": "Invalid API Key", "type": "invalid_request_error", "code": "invalid_api_key"}
+    }
+    with respx.mock:
+        route = respx.post(GROQ_URL).mock(return_value=httpx.Response(401, json=body))
+        with pytest.raises(errors.AuthenticationError) as info:
+            await LanguageModel(GROQ_MODEL, num_retries=2).generate(USER)
+    assert route.call_count == 1 and sleeps == []
+    assert "GROQ_API_KEY is not set" in str(info.value)
+    assert_says_set_the_key(str(info.value), "GROQ_API_KEY")
+
+
+async def test_agent_run_without_a_key_names_the_variable(no_api_keys: None, sleeps: list[float]) -> None:
+    from agnt5 import Agent
+
+    agent = Agent("helper", model=LanguageModel(ANTHROPIC_MODEL), instructions="Be brief.")
+    with respx.mock:
+        route = respx.post(ANTHROPIC_URL).mock(return_value=json_response("anthropic/messages_text.json"))
+        with pytest.raises(errors.AuthenticationError) as info:
+            await agent.run("hello")
+    assert route.call_count == 0 and sleeps == []
+    assert_says_set_the_key(str(info.value), "ANTHROPIC_API_KEY")
+
+
+async def test_llm_prune_without_a_key_does_not_advise_a_retry(
+    no_api_keys: None, sleeps: list[float]
+) -> None:
+    from _convo import make_session
+
+    chat = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}"} for i in range(30)]
+    session = await make_session(chat)
+    with respx.mock:
+        route = respx.post(OPENAI_URL).mock(return_value=json_response("openai/chat_text.json"))
+        with pytest.raises(errors.PruneModelError) as info:
+            await session.prune(strategy="summarize_old", threshold=10, model=OPENAI_MODEL)
+    assert route.call_count == 0 and sleeps == []
+    assert isinstance(info.value.__cause__, errors.AuthenticationError)
+    assert "the history is unchanged" in str(info.value)
+    assert_says_set_the_key(str(info.value), "OPENAI_API_KEY")
+    assert len(await session.history()) == 30
+
+
+async def test_llm_prune_after_a_transient_failure_advises_a_retry(sleeps: list[float]) -> None:
+    from _convo import make_session
+
+    chat = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}"} for i in range(30)]
+    session = await make_session(chat)
+    with respx.mock:
+        route = respx.post(OPENAI_URL).mock(return_value=json_response("openai/error_500.json", 500))
+        with pytest.raises(errors.PruneModelError, match="retry the prune later") as info:
+            await session.prune(strategy="summarize_old", threshold=10, model=LanguageModel(OPENAI_MODEL))
+    assert route.call_count == 3 and len(sleeps) == 2  # num_retries=2 by default
+    assert isinstance(info.value.__cause__, errors.ProviderError)
+
+
+@respx.mock
+async def test_bad_request_gives_no_retry_advice() -> None:
+    respx.post(OPENAI_URL).mock(return_value=json_response("openai/error_context_length.json", 400))
+    with pytest.raises(errors.ContextWindowExceededError) as info:
+        await LanguageModel(OPENAI_MODEL).generate(USER)
+    assert "retry" not in str(info.value).lower() and "litellm" not in str(info.value).lower()
+
+
+# --- answers litellm cannot parse -------------------------------------------------------------------
+
+
+def litellm_version() -> str:
+    from importlib.metadata import version
+
+    return version("litellm")
+
+
+async def test_unparseable_groq_answer_is_response_parse_error_sent_once(sleeps: list[float]) -> None:
+    """A recorded Groq chat completion (no `service_tier`) that this litellm fails to convert."""
+    with respx.mock:
+        route = respx.post(GROQ_URL).mock(return_value=json_response("groq/chat_text.json"))
+        with pytest.raises(errors.ResponseParseError) as info:
+            await LanguageModel(GROQ_MODEL, num_retries=2, api_key="gsk-test").generate(USER)
+    assert route.call_count == 1 and sleeps == []  # sent once: never retried (a retry is billed)
+    err = info.value
+    assert (err.provider, err.model, err.status_code) == ("groq", GROQ_MODEL, 200)
+    assert err.litellm_version == litellm_version()
+    message = str(err)
+    assert f"litellm {litellm_version()}" in message and "service_tier" in message
+    assert "groq" in message and GROQ_MODEL in message
+    assert "transient" not in message and "retry later" not in message
+    assert not isinstance(err, errors.ProviderError)
+
+
+async def test_local_conversion_failure_of_an_openai_answer(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    """The HTTP exchange is real (respx); litellm's response converter fails locally."""
+    import litellm.llms.openai.openai as openai_handler
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise AttributeError("'Message' object has no attribute 'annotations'")
+
+    monkeypatch.setattr(openai_handler, "convert_to_model_response_object", broken)
+    with respx.mock:
+        route = respx.post(OPENAI_URL).mock(return_value=json_response("openai/chat_text.json"))
+        with pytest.raises(errors.ResponseParseError, match="has no attribute 'annotations'") as info:
+            await LanguageModel(OPENAI_MODEL, num_retries=2).generate(USER)
+    assert route.call_count == 1 and sleeps == []
+    assert info.value.provider == "openai" and info.value.litellm_version == litellm_version()
+
+
+async def test_local_conversion_failure_mid_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    from litellm.llms.anthropic.chat.handler import ModelResponseIterator
+
+    def broken(self: object, chunk: object) -> object:
+        raise KeyError("content_block")
+
+    monkeypatch.setattr(ModelResponseIterator, "chunk_parser", broken)
+    with respx.mock:
+        route = respx.post(ANTHROPIC_URL).mock(return_value=sse_response("anthropic/stream_tool_use.txt"))
+        with pytest.raises(errors.ResponseParseError, match="KeyError"):
+            async for _ in LanguageModel(ANTHROPIC_MODEL, num_retries=2).stream(USER):
+                pass
+    assert route.call_count == 1
+
+
+@respx.mock
+async def test_http_error_bodies_stay_provider_errors_and_are_retried(sleeps: list[float]) -> None:
+    """A transport-level failure is not a parse failure: 5xx and broken JSON are still retried."""
+    route = respx.post(OPENAI_URL).mock(
+        side_effect=[
+            httpx.Response(200, text='{"id": "chatcmpl-1", "choi'),
+            json_response("openai/error_500.json", 500),
+            json_response("openai/chat_text.json"),
+        ]
+    )
+    response = await LanguageModel(OPENAI_MODEL, num_retries=2).generate(USER)
+    assert response.text == "The capital of France is Paris." and route.call_count == 3

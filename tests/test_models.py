@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 import respx
 from _mocks import (
     ANTHROPIC_MODEL,
     ANTHROPIC_URL,
+    FIXTURES,
     GEMINI_HOST,
     GEMINI_MODEL,
     OPENAI_MODEL,
     OPENAI_URL,
+    fixture_json,
     json_response,
     request_json,
     sse_response,
@@ -34,6 +37,7 @@ from agnt5.models import (
     Usage,
 )
 from agnt5.providers import ANTHROPIC, GEMINI, OPENAI, profile_for
+from agnt5.tokens import count_text_tokens
 from agnt5.tools import tool
 
 USER = [{"role": "user", "content": "What's the weather in Paris and Tokyo?"}]
@@ -308,3 +312,112 @@ def test_usages_add_up_and_cost_stays_unknown_only_when_both_are() -> None:
     assert a + b == Usage(15, 3, 18, 0.25)
     assert a + a == Usage(20, 4, 24, None)
     assert b + b == Usage(10, 2, 12, 0.5)
+
+
+# --- usage: cached prompt tokens and estimates ----------------------------------------------------
+
+CACHED_CASES = [
+    # (model, url or None for Gemini, recorded answer, stream fixture, prompt, cached, completion)
+    (
+        OPENAI_MODEL,
+        OPENAI_URL,
+        "openai/chat_cached_prompt.json",
+        "openai/stream_cached_prompt.txt",
+        4020,
+        4012,
+        4,
+    ),
+    # Anthropic reports input_tokens without the cache; litellm adds cache reads into prompt_tokens.
+    (
+        ANTHROPIC_MODEL,
+        ANTHROPIC_URL,
+        "anthropic/messages_cache_read.json",
+        "anthropic/stream_cache_read.txt",
+        1114,
+        1111,
+        406,
+    ),
+    # Gemini's candidatesTokenCount excludes thoughtsTokenCount; completion counts both.
+    (GEMINI_MODEL, None, "gemini/generate_cached.json", "gemini/stream_cached.txt", 17713, 17379, 889),
+]
+
+
+def _route(url: str | None, response: Any) -> Any:
+    return (respx.post(url) if url else respx.post(host=GEMINI_HOST)).mock(return_value=response)
+
+
+@pytest.mark.parametrize(("model", "url", "answer", "stream", "prompt", "cached", "completion"), CACHED_CASES)
+async def test_cached_prompt_tokens_from_recorded_answers(
+    model: str, url: str | None, answer: str, stream: str, prompt: int, cached: int, completion: int
+) -> None:
+    """Recorded answers that hit the provider's prompt cache: OpenAI prompt_tokens_details.cached_tokens,
+    Anthropic cache_read_input_tokens, Gemini usageMetadata.cachedContentTokenCount."""
+    with respx.mock:
+        _route(url, json_response(answer))
+        usage = (await LanguageModel(model).generate(USER)).usage
+    assert (usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens) == (prompt, cached, completion)
+    assert usage.requests == 1 and not usage.estimated
+    assert usage.cost is not None and usage.cost > 0
+
+    with respx.mock:
+        _route(url, sse_response(stream))
+        events = await collect(LanguageModel(model), USER)
+    final = events[-1]
+    assert isinstance(final, ResponseComplete)
+    streamed = final.response.usage
+    assert (streamed.prompt_tokens, streamed.cached_tokens, streamed.completion_tokens) == (
+        prompt,
+        cached,
+        completion,
+    )
+    assert streamed.requests == 1 and not streamed.estimated
+
+
+@respx.mock
+async def test_answer_without_usage_is_estimated_and_marked() -> None:
+    body = fixture_json("openai/chat_text.json")
+    del body["usage"]
+    respx.post(OPENAI_URL).mock(return_value=httpx.Response(200, json=body))
+    lm = LanguageModel(OPENAI_MODEL)
+    usage = (await lm.generate(USER)).usage
+    assert usage.estimated and usage.requests == 1
+    assert usage.prompt_tokens == lm.count_tokens(USER)
+    assert usage.completion_tokens == count_text_tokens("The capital of France is Paris.", OPENAI_MODEL)
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert usage.cost is not None and usage.cost > 0
+
+
+@respx.mock
+async def test_tool_call_answer_without_usage_counts_the_calls() -> None:
+    body = fixture_json("openai/chat_parallel_tool_calls.json")
+    del body["usage"]
+    respx.post(OPENAI_URL).mock(return_value=httpx.Response(200, json=body))
+    lm = LanguageModel(OPENAI_MODEL)
+    response = await lm.generate(USER, tools=[get_weather])
+    assert response.usage.estimated
+    assert response.usage.prompt_tokens == lm.count_tokens(USER, tools=[get_weather])
+    assert response.usage.completion_tokens >= sum(
+        count_text_tokens(call.arguments, OPENAI_MODEL) for call in response.tool_calls
+    )
+
+
+@respx.mock
+async def test_stream_without_usage_is_marked_estimated() -> None:
+    """litellm counts the tokens itself when the stream carries no usage chunk; the stream with one is not."""
+    chunks = (FIXTURES / "openai/stream_text.txt").read_text().split("\n\n")
+    without = "\n\n".join(chunk for chunk in chunks if '"usage":{' not in chunk)
+    respx.post(OPENAI_URL).mock(
+        return_value=httpx.Response(
+            200, content=without.encode(), headers={"content-type": "text/event-stream"}
+        )
+    )
+    final = (await collect(LanguageModel(OPENAI_MODEL), USER))[-1]
+    assert isinstance(final, ResponseComplete)
+    assert final.response.usage.estimated
+    assert final.response.usage.prompt_tokens > 0 and final.response.usage.completion_tokens > 0
+
+    respx.post(OPENAI_URL).mock(return_value=sse_response("openai/stream_text.txt"))
+    final = (await collect(LanguageModel(OPENAI_MODEL), USER))[-1]
+    assert isinstance(final, ResponseComplete)
+    assert not final.response.usage.estimated
+    assert (final.response.usage.prompt_tokens, final.response.usage.completion_tokens) == (9, 4)

@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from agnt5._litellm import is_retryable
 from agnt5.errors import ModelError, PruneError, PruneModelError
 from agnt5.tokens import TokenCounter, get_encoding
 
@@ -88,9 +89,12 @@ async def call(
     try:
         return await bounded(model, output_tokens).generate(messages, **kwargs)
     except ModelError as exc:
+        # Advise a retry only where one can help (rate limit, timeout, 5xx), never for a missing
+        # key, a rejected request or an answer litellm cannot parse.
+        retry = " — retry the prune later" if is_retryable(exc) else ""
         raise PruneModelError(
             f"{what}: the call to {model.model} failed ({type(exc).__name__}: {exc}); "
-            "the history is unchanged — retry the prune later"
+            f"the history is unchanged{retry}"
         ) from exc
 
 
