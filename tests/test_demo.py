@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import io
 import json
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from agnt5 import _litellm
 from agnt5.cli import EXIT_ERROR, EXIT_OK, main
+from agnt5.demo import loading
+from agnt5.demo.loading import LABEL
 from agnt5.demo.run import RECORDED_CASSETTE, SHIPPED_CASSETTE, DemoOptions, cassette_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,9 +138,98 @@ def test_demo_fails_clearly_when_the_cassette_does_not_match(
     assert code == EXIT_ERROR
     assert "no recorded response" in err and "nearest recorded request" in err
 
-    code, _, err = _demo(capsys, "--cassette", str(tmp_path / "missing.json"))
+
+def test_a_missing_cassette_fails_first_with_the_clis_flags(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.json"
+    database = tmp_path / "not-yet" / "d.db"
+    code, out, err = _demo(capsys, "--cassette", str(missing), "--database-url", f"sqlite:///{database}")
     assert code == EXIT_ERROR
-    assert "does not exist" in err
+    assert out == ""  # failed before the banner: nothing opened, nothing printed
+    assert f"cassette {missing} does not exist" in err
+    assert f"agnt5 demo --live --record --cassette {missing}" in err and "OPENAI_API_KEY" in err
+    assert "mode=" not in err and "AGNT5_RECORD" not in err
+    assert not (tmp_path / "not-yet").exists()
+    code, out, _ = _demo(capsys, "--cassette", str(missing))  # the default database: not created
+    assert code == EXIT_ERROR and out == "" and not Path(".agnt5").exists()
+
+
+CTRL_C = """
+import os, signal, sys, threading, time
+from agnt5 import _litellm
+_litellm.get_litellm()
+import litellm.main
+real = litellm.main.embedding
+entered = threading.Event()
+def slow_embedding(*args, **kwargs):
+    entered.set()
+    time.sleep(1.0)  # Ctrl-C arrives while litellm's worker thread prepares the provider call
+    return real(*args, **kwargs)
+litellm.main.embedding = slow_embedding
+def interrupt():
+    entered.wait(120)
+    time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=interrupt, daemon=True).start()
+from agnt5.cli import main
+sys.exit(main(["demo"]))
+"""
+
+
+def test_ctrl_c_exits_130_quietly(tmp_path: Path) -> None:
+    """Ctrl-C during a provider call: exit 130 and one line, no 'coroutine was never awaited'."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env.pop("AGNT5_CASSETTE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.endswith("agnt5 demo: interrupted\n"), done.stderr
+    assert "Warning" not in done.stderr and "never awaited" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_loading_litellm_shows_progress_on_stderr() -> None:
+    """A cold start (a fresh process) says what it is waiting for, and when it is done."""
+    script = "import asyncio, sys\nfrom agnt5.demo.loading import load_litellm\nasyncio.run(load_litellm(sys.stderr))"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(rf"  {re.escape(LABEL)}\.\.\. done in \d+\.\ds\n", done.stderr), done.stderr
+    assert done.stdout == ""
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_loading_progress_ticks_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_litellm, "is_loaded", lambda: False)
+    monkeypatch.setattr(_litellm, "get_litellm", lambda: time.sleep(0.7))
+    monkeypatch.setattr(loading, "TICK", 0.1)
+    err = _Terminal()
+    await loading.load_litellm(err)
+    text = err.getvalue()
+    assert text.startswith(f"  {LABEL}...") and text.endswith("s\n")
+    assert text.count("\r") >= 3  # redrawn in place with the elapsed time
+    assert re.search(r"\.\.\. 0\.[2-9]s", text) and " done in 0." in text.rsplit("\r", 1)[1]
+
+
+async def test_a_failed_load_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> None:
+        raise ImportError("no litellm")
+
+    monkeypatch.setattr(_litellm, "is_loaded", lambda: False)
+    monkeypatch.setattr(_litellm, "get_litellm", broken)
+    with pytest.raises(ImportError, match="no litellm"):
+        await loading.load_litellm(io.StringIO())
 
 
 def _author_script() -> ModuleType:

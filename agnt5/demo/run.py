@@ -3,11 +3,13 @@ provider; then the tour itself, part by part."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +20,8 @@ from agnt5 import _litellm, config
 from agnt5.cli.render import clip
 from agnt5.demo import backlog, recall, support
 from agnt5.demo.context import APP, EMBEDDING_MODEL, MODEL, Demo
-from agnt5.errors import ConfigurationError
+from agnt5.demo.loading import load_litellm
+from agnt5.errors import CassetteError, ConfigurationError
 from agnt5.providers import profile_for
 from agnt5.store.url import open_store
 from agnt5.testing.cassette import CASSETTE_ENV, Cassette
@@ -75,7 +78,7 @@ def _check_options(options: DemoOptions) -> None:
         if options.record:
             raise ConfigurationError("--record needs --live: cassettes are recorded from the real provider")
         return
-    key = profile_for(MODEL).api_key_env
+    key = _api_key_env()
     if not os.environ.get(key):
         raise ConfigurationError(
             f"agnt5 demo --live calls {MODEL} and {EMBEDDING_MODEL} and needs {key} to be set; "
@@ -84,8 +87,10 @@ def _check_options(options: DemoOptions) -> None:
 
 
 async def run_demo(options: DemoOptions) -> int:
-    """Run the whole demo; returns 0. Errors (a missing key, a cassette mismatch) raise."""
+    """Run the whole demo; returns 0. Errors (a missing key or cassette, a cassette mismatch)
+    raise, before anything is opened or printed when they can be known up front."""
     _check_options(options)
+    _check_cassette(options)
     offline = not options.live
     cassette = _cassette(options)
     store = open_store(options.database_url or config.database_url())
@@ -96,11 +101,15 @@ async def run_demo(options: DemoOptions) -> int:
     started = time.perf_counter()
     try:
         _banner(demo, options, cassette, store.url)
+        await load_litellm(demo.err)
         if cassette is None:
             await tour(demo)
         else:
             with cassette:
                 await tour(demo)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        _abandon_calls_in_flight()
+        raise
     finally:
         _litellm.disable_network(network_before)
         await store.close()
@@ -108,6 +117,29 @@ async def run_demo(options: DemoOptions) -> int:
     demo.facts["seconds"] = elapsed
     _footer(demo, cassette, elapsed)
     return 0
+
+
+def _check_cassette(options: DemoOptions) -> None:
+    """A cassette to replay must exist: say so with the CLI's own flags to record one."""
+    if options.live or options.upstream is not None:
+        return
+    path = cassette_path(options)
+    if not path.is_file():
+        raise CassetteError(
+            f"cassette {path} does not exist: check the path, leave out --cassette to replay the "
+            f"recorded responses shipped with agnt5, or record this one from the real provider "
+            f"with `agnt5 demo --live --record --cassette {path}` (needs {_api_key_env()})"
+        )
+
+
+def _api_key_env() -> str:
+    return profile_for(MODEL).api_key_env
+
+
+def _abandon_calls_in_flight() -> None:
+    """After Ctrl-C, provider calls cut short leave coroutines that litellm created on a worker
+    thread and nobody will await; Python would warn about each as the process exits."""
+    warnings.filterwarnings("ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning)
 
 
 def _banner(demo: Demo, options: DemoOptions, cassette: Cassette | None, url: str) -> None:
