@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -13,10 +14,12 @@ import respx
 from _mocks import (
     ANTHROPIC_MODEL,
     ANTHROPIC_URL,
+    FIXTURES,
     GEMINI_HOST,
     GEMINI_MODEL,
     OPENAI_MODEL,
     OPENAI_URL,
+    fixture_json,
     json_response,
     sleeps,
     sse_response,
@@ -388,3 +391,40 @@ async def test_http_error_bodies_stay_provider_errors_and_are_retried(sleeps: li
     )
     response = await LanguageModel(OPENAI_MODEL, num_retries=2).generate(USER)
     assert response.text == "The capital of France is Paris." and route.call_count == 3
+
+
+async def test_gemini_answer_litellm_refuses_to_convert(sleeps: list[float]) -> None:
+    """litellm refuses a Gemini 200 without usageMetadata ("Error converting to valid response
+    block"); that used to read as a rejected request (HTTP 422) asking to check the model name."""
+    body = fixture_json("gemini/generate_text.json")
+    del body["usageMetadata"]
+    with respx.mock:
+        route = respx.post(host=GEMINI_HOST).mock(return_value=httpx.Response(200, json=body))
+        with pytest.raises(errors.ResponseParseError, match="usageMetadata not found") as info:
+            await LanguageModel(GEMINI_MODEL, num_retries=2).generate(USER)
+    assert route.call_count == 1 and sleeps == []
+    assert info.value.provider == "gemini" and "check the model name" not in str(info.value).lower()
+
+
+class _DroppedStream(httpx.AsyncByteStream):
+    """An SSE body whose connection drops after the first chunk."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.first
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+
+async def test_connection_dropped_mid_stream_is_a_provider_error_not_a_parse_error() -> None:
+    first = (FIXTURES / "openai/stream_text.txt").read_text().split("\n\n")[0] + "\n\n"
+    dropped = httpx.Response(
+        200, stream=_DroppedStream(first.encode()), headers={"content-type": "text/event-stream"}
+    )
+    with respx.mock:
+        respx.post(OPENAI_URL).mock(return_value=dropped)
+        with pytest.raises(errors.ModelError) as info:
+            async for _ in LanguageModel(OPENAI_MODEL, num_retries=0).stream(USER):
+                pass
+    assert isinstance(info.value, errors.ProviderError), repr(info.value)
