@@ -28,6 +28,7 @@ from conftest import StoreEnv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agnt5.blocks import group_blocks
 from agnt5.errors import PruneModelError, TokenBudgetError
 from agnt5.models import LanguageModel
 from agnt5.tokens import count_tokens
@@ -63,13 +64,16 @@ async def test_scores_in_one_structured_call_and_keeps_the_important_turns() -> 
     # every candidate message (turns 0..8: seqs 2..19) was sent, nothing from the recent turn or system
     assert _seqs(route.calls[0].request) == list(range(2, 20))
     after = await session.history()
-    contents = [m["content"] for m in after]
-    assert contents[0] == "You are a travel agent."
-    assert [c for c in contents if "IMPORTANT" in c] == [
+    # Exactly: the system prompt, the two important turns whole, and the most recent turn.
+    assert [m["content"] for m in after] == [
+        "You are a travel agent.",
         "turn 1: IMPORTANT my passport number is 12345",
+        "noted 1",
         "turn 4: IMPORTANT my passport number is 12345",
+        "noted 4",
+        "turn 9: thanks, nice weather",
+        "noted 9",
     ]
-    assert contents[-2:] == ["turn 9: thanks, nice weather", "noted 9"]
     assert result.changed and result.model == "gpt-4o-mini"
     assert result.prompt_tokens == 100 and result.completion_tokens == 20 and result.cost is not None
 
@@ -179,6 +183,61 @@ async def test_protected_messages_over_budget_raise_before_any_call() -> None:
     assert model.requests == []
 
 
+def _fake_score(seq: int) -> int:
+    """The score tests/_convo.py's FakeModel gives the message with this seq."""
+    return (seq * 7) % 11
+
+
+def _expected_kept(
+    before: list[Any], max_messages: int | None, max_tokens: int | None, keep_recent: int = 2
+) -> list[int]:
+    """The seqs keep_important keeps, by its documented rule, written out independently: system
+    messages stay; the newest turn (and up to `keep_recent` newest user-led turns that fit the
+    tokens) stay; of the older user-led turns, the best-scored ones (a turn scores its best
+    message; ties: the newer turn) are taken greedily while they fit both limits; all else goes."""
+    blocks = group_blocks(before)
+    turns: list[list[Any]] = []  # a turn: a user block and the non-system blocks up to the next one
+    for block in blocks:
+        if block.kind != "system":
+            if block.kind == "user" or not turns:
+                turns.append([block])
+            else:
+                turns[-1].append(block)
+
+    def seqs(turn: list[Any]) -> list[int]:
+        return [before[i].seq for b in turn for i in b.indices]
+
+    def tokens(turn: list[Any]) -> int:
+        return sum(b.tokens for b in turn)
+
+    system = [m.seq for m in before if m["role"] == "system"]
+    if (max_messages is None or len(before) - len(system) <= max_messages) and (
+        max_tokens is None or sum(m.tokens for m in before) <= max_tokens
+    ):
+        return [m.seq for m in before]
+    tok_room = None if max_tokens is None else max_tokens - sum(m.tokens for m in before if m.seq in system)
+    users = [i for i, t in enumerate(turns) if t[0].kind == "user"]
+    first = users[-1] if users else len(turns)
+    for i in reversed(users[-keep_recent:-1]):
+        if tok_room is not None and sum(tokens(t) for t in turns[i:]) > tok_room:
+            break
+        first = i
+    msg_room = None if max_messages is None else max_messages - sum(len(seqs(t)) for t in turns[first:])
+    if tok_room is not None:
+        tok_room -= sum(tokens(t) for t in turns[first:])
+    ranked = sorted(
+        (i for i in users if i < first), key=lambda i: (-max(map(_fake_score, seqs(turns[i]))), -i)
+    )
+    kept = list(system) + [s for t in turns[first:] for s in seqs(t)]
+    for i in ranked:
+        size, cost = len(seqs(turns[i])), tokens(turns[i])
+        if (msg_room is None or size <= msg_room) and (tok_room is None or cost <= tok_room):
+            kept += seqs(turns[i])
+            msg_room = None if msg_room is None else msg_room - size
+            tok_room = None if tok_room is None else tok_room - cost
+    return sorted(kept)
+
+
 @settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(conversations(), st.one_of(st.none(), st.integers(1, 15)), st.one_of(st.none(), st.integers(20, 400)))
 def test_keep_important_invariants(
@@ -201,6 +260,9 @@ def test_keep_important_invariants(
             check_invariants(before, after, changed=result.changed, max_tokens=max_tokens)
             conversation = [m for m in before if m["role"] != "system"]
             limit = max_messages if max_messages is not None or max_tokens is not None else 50
+            assert [m.seq for m in after] == _expected_kept(before, limit, max_tokens), (
+                "kept the wrong messages"
+            )
             if (limit is None or len(conversation) <= limit) and (
                 max_tokens is None or sum(m.tokens for m in before) <= max_tokens
             ):
