@@ -245,6 +245,10 @@ class Memory:
         All are validated before anything is stored, embedded in batches, and written in one
         transaction. A key given twice keeps its last value.
         """
+        if not isinstance(items, Mapping) and (
+            isinstance(items, str | bytes) or not isinstance(items, Iterable)
+        ):
+            raise MemoryTypeError("items", f"must be a dict or a list of tuples, got {type(items).__name__}")
         pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
         batch: dict[str, MemoryItem] = {}
         for i, entry in enumerate(pairs):

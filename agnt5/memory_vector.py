@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from agnt5 import _litellm
 from agnt5.config import default_store
-from agnt5.errors import EmbeddingError, InvalidInputError, ModelError, StoreError
+from agnt5.errors import EmbeddingError, InvalidInputError, InvalidTypeError, ModelError, StoreError
 from agnt5.memory import (
     Keys,
     MemoryItem,
@@ -154,6 +154,28 @@ class VectorMemoryService:
         for name, value in (("batch_size", batch_size), ("max_concurrency", max_concurrency)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(num_retries, bool) or not isinstance(num_retries, int) or num_retries < 0:
+            raise InvalidInputError(
+                f"num_retries must be an int >= 0, got {num_retries!r}", field="num_retries"
+            )
+        if (
+            isinstance(cached_namespaces, bool)
+            or not isinstance(cached_namespaces, int)
+            or cached_namespaces < 1
+        ):
+            raise InvalidInputError(
+                f"cached_namespaces must be a positive int, got {cached_namespaces!r}",
+                field="cached_namespaces",
+            )
+        # The memory methods, looked up on the class (an isinstance check against the Store protocol
+        # would read every attribute of the instance).
+        if store is not None and not all(
+            callable(getattr(type(store), m, None)) for m in ("memory_get", "memory_put", "memory_vectors")
+        ):
+            raise InvalidTypeError(
+                f"store must be an agnt5 Store (e.g. agnt5.store.open_store(url)) or None, got {type(store).__name__}",
+                field="store",
+            )
         self.embedding_model = model
         self.dimensions = dimensions
         self.batch_size = batch_size

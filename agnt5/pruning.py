@@ -130,7 +130,9 @@ async def prune(
     header = await session._ensure()
     if header.retention.get("immutable"):
         raise ImmutableSessionError(f"session {session.id!r} is immutable and cannot be pruned")
-    chosen = get_strategy(strategy or header.retention.get("prune_strategy") or DEFAULT_STRATEGY, **params)
+    if strategy is None:
+        strategy = header.retention.get("prune_strategy") or DEFAULT_STRATEGY
+    chosen = get_strategy(strategy, **params)
     lm = resolve_model(session, model) if chosen.uses_model else None
     view = SessionView(session.store, session.id, session.model)
     lock = _lock(session)
@@ -311,7 +313,7 @@ async def prune_to_fit(
     PruneModelError when an LLM strategy's call fails (the history is unchanged either way).
     """
     header = await session._ensure()
-    chosen = strategy or header.retention.get("prune_strategy")
+    chosen = strategy if strategy is not None else header.retention.get("prune_strategy")
     if chosen is None or header.retention.get("immutable"):
         return None
     return await prune(session, chosen, max_tokens=budget_tokens, model=model)

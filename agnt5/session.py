@@ -372,6 +372,28 @@ class Session:
         event = NewEvent("history_cleared", {})
         return await asyncio.shield(self.store.clear_messages(self.id, event))
 
+    async def pop(self) -> builtins.list[Message]:
+        """Remove the newest block and return it, oldest first ([] when the history is empty).
+
+        A block is one message, or an assistant tool-call message with every result answering it
+        (never half a pair). The messages vanish (no tombstone) and the next append takes the
+        seq after the newest one left; a `message_popped` event records the ids and seqs.
+        Raises ImmutableSessionError on an immutable session.
+        """
+        from agnt5.undo import pop
+
+        return await pop(self)
+
+    async def rewind(self, to: str) -> builtins.list[Message]:
+        """Remove every message after the message with id `to` and return them, oldest first
+        (ADK's rewind). If `to` is in a tool-call block, the whole block stays. Recorded as a
+        `history_rewound` event. Raises MessageNotFoundError (a KeyError) when `to` is not an
+        active message, ImmutableSessionError on an immutable session.
+        """
+        from agnt5.undo import rewind
+
+        return await rewind(self, to)
+
     async def prune(
         self,
         strategy: str | PruneStrategy | None = None,

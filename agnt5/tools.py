@@ -23,7 +23,7 @@ import pydantic_core
 from pydantic.fields import FieldInfo
 from typing_extensions import ParamSpec, TypeVar
 
-from agnt5.errors import ToolDefinitionError
+from agnt5.errors import InvalidTypeError, ToolDefinitionError
 from agnt5.run_context import RunContext as RunContext  # re-exported: tools ask for it by annotation
 
 P = ParamSpec("P", default=...)
@@ -198,6 +198,9 @@ class Tool(Generic[P, R]):
             return function
         if not callable(function):
             raise ToolDefinitionError(f"a tool must be a function, got {type(function).__name__}")
+        for label, given in (("name", name), ("description", description)):
+            if given is not None and not isinstance(given, str):
+                raise ToolDefinitionError(f"tool {label} must be a string, got {type(given).__name__}")
         tool_name = str(name or getattr(function, "__name__", ""))
         if not _NAME_RE.match(tool_name):
             raise ToolDefinitionError(
@@ -299,8 +302,15 @@ class Tool(Generic[P, R]):
                 parsed = json.loads(arguments) if arguments.strip() else {}
             except json.JSONDecodeError as exc:
                 return self._error(f"arguments are not valid JSON ({exc.msg} at position {exc.pos})")
-        else:
+            except (ValueError, RecursionError) as exc:  # a number too long to convert; nesting too deep
+                return self._error(f"arguments cannot be read ({type(exc).__name__}: {str(exc)[:200]})")
+        elif isinstance(arguments, Mapping):
             parsed = dict(arguments)
+        else:
+            raise InvalidTypeError(
+                f"tool arguments must be JSON text or a mapping, got {type(arguments).__name__}",
+                field="arguments",
+            )
         if not isinstance(parsed, dict):
             return self._error(f"arguments must be a JSON object, got {type(parsed).__name__}")
         try:

@@ -112,3 +112,85 @@ async def test_purge_expired_reads_a_naive_now_as_utc(store: Store) -> None:
     # 4 hours after expiry in UTC; read as Tokyo local time it would still be 5 hours before it.
     assert await purge_expired(now=(expiry + timedelta(hours=4)).replace(tzinfo=None)) == ["short-lived"]
     assert not await session.exists()
+
+
+# --- tools, memory and prune: the rest of the bad-input scan ---------------------------------------
+
+
+def _double(a: int) -> int:
+    return 2 * a
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: agnt5.tool(name=5)(_double), "tool name must be a string, got int"),  # type: ignore[call-overload]
+        (lambda: agnt5.tool(description=["x"])(_double), "tool description must be a string, got list"),  # type: ignore[call-overload]
+    ],
+)
+def test_tool_name_and_description_must_be_strings(make: Any, match: str) -> None:
+    from agnt5.errors import ToolDefinitionError
+
+    with pytest.raises(ToolDefinitionError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("arguments", [5, None, [1], ("a", 1)])
+async def test_tool_invoke_refuses_arguments_that_are_neither_json_text_nor_a_mapping(arguments: Any) -> None:
+    double = agnt5.tool(_double)
+    with pytest.raises(InvalidTypeError, match="tool arguments must be JSON text or a mapping") as caught:
+        await double.invoke(arguments)
+    assert caught.value.field == "arguments"
+    assert (await double.invoke({"a": 2})).content == "4"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"a": ' + "9" * 5000 + "}"],
+    ids=["nested-100k-deep", "5000-digit-number"],
+)
+async def test_tool_invoke_turns_unreadable_model_json_into_an_error_result(text: str) -> None:
+    result = await agnt5.tool(_double).invoke(text)
+    assert result.is_error
+    assert result.content.startswith("Error: invalid arguments for tool '_double': arguments cannot be read")
+    assert len(result.content) < 400
+
+
+async def test_memory_store_many_refuses_what_is_not_a_dict_or_tuples() -> None:
+    from agnt5 import InMemoryMemoryService, Memory
+    from agnt5.errors import MemoryTypeError
+
+    memory = Memory(InMemoryMemoryService(), user_id="u1")
+    for items in (5, None, "key=content"):
+        with pytest.raises(MemoryTypeError, match="items: must be a dict or a list of tuples") as caught:
+            await memory.store_many(items)  # type: ignore[arg-type]
+        assert caught.value.field == "items"
+    await memory.store_many({"k": "v"})
+    assert [r.key for r in await memory.list()] == ["k"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_retries": -1}, "InvalidInputError", "num_retries must be an int >= 0"),
+        ({"num_retries": "2"}, "InvalidInputError", "num_retries must be an int >= 0"),
+        ({"cached_namespaces": 0}, "InvalidInputError", "cached_namespaces must be a positive int"),
+        ({"cached_namespaces": 2.5}, "InvalidInputError", "cached_namespaces must be a positive int"),
+        ({"store": "sqlite:///x.db"}, "InvalidTypeError", "store must be an agnt5 Store"),
+    ],
+)
+def test_vector_memory_service_checks_its_settings(kwargs: dict[str, Any], error: str, match: str) -> None:
+    from agnt5 import VectorMemoryService, errors
+
+    with pytest.raises(getattr(errors, error), match=match):
+        VectorMemoryService("text-embedding-3-small", **kwargs)
+
+
+async def test_an_empty_strategy_name_is_refused_not_read_as_the_default(store: Store) -> None:
+    from agnt5.errors import StrategyError
+
+    session = Session(id="s", store=store)
+    await session.send_messages([{"role": "user", "content": f"m{i}"} for i in range(3)])
+    with pytest.raises(StrategyError, match="unknown prune strategy ''"):
+        await session.prune(strategy="")
+    assert len(await session.history()) == 3
