@@ -106,6 +106,13 @@ class SessionNotFoundError(SessionError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class MessageNotFoundError(SessionError, KeyError):
+    """No active message with that id in the session (`Session.rewind(to=...)`)."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class SessionConflictError(SessionError, InvalidInputError):
     """A Session object disagrees with the stored session of the same id (app or user)."""
 

@@ -18,6 +18,7 @@ from agnt5.store.base import (
     NewEvent,
     NewMessage,
     PruneWrite,
+    Removal,
     SessionHeader,
 )
 
@@ -222,6 +223,26 @@ def tombstone(entry: dict[str, Any], seq: int, tokens: int, pruned_by: str) -> M
     """A pruned message as history shows it: no content, and the prune that removed it in metadata."""
     entry["metadata"] = {**entry.get("metadata", {}), "pruned_by": pruned_by}
     return stored_message(entry, seq, tokens, pruned=True)
+
+
+def appended_event_data(message: Message) -> dict[str, Any]:
+    """The `message_appended` event data of a message, as read_events derives it from its row."""
+    return {
+        "message_id": message["id"],
+        "seq": message.seq,
+        "role": message["role"],
+        "tokens": message.tokens,
+    }
+
+
+def removal_event_data(removal: Removal, removed: Sequence[Message]) -> dict[str, Any]:
+    """What a `message_popped` / `history_rewound` event records: the ids and seqs removed."""
+    return {
+        **removal.event.data,
+        "removed": len(removed),
+        "message_ids": [m["id"] for m in removed],
+        "seqs": [m.seq for m in removed],
+    }
 
 
 def tombstone_entry(entry_text: str) -> str:

@@ -35,6 +35,9 @@ def _next_event(floor: str, id: str) -> str:
     return f"max({floor}, coalesce(({newest}) + 1, 0), coalesce(({last}) + 1, 0))"
 
 
+NEWEST_MESSAGE_SEQ = _NEWEST_MESSAGE.format(column="seq", id="?")
+"""SQL for the seq of a session's newest active message (by position)."""
+
 _COUNTERS = f"""
 SELECT {_next_seq("next_seq", "?1")}, {_next_event("next_event", "?1")}, updated_at, next_seq
 FROM sessions WHERE id = ?1

@@ -204,6 +204,17 @@ class PruneWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class Removal:
+    """Remove the active messages from seq `first_seq` to the newest (Session.pop / rewind),
+    provided the newest active message is still seq `newest_seq`; `event` is recorded with the
+    ids and seqs removed. The removed messages vanish (no tombstone) and their seqs are free again."""
+
+    first_seq: int
+    newest_seq: int
+    event: NewEvent
+
+
+@dataclass(frozen=True, slots=True)
 class AppliedPrune:
     """What a prune changed, measured inside its transaction."""
 
@@ -275,6 +286,15 @@ class Store(Protocol):
         ...
 
     async def clear_messages(self, session_id: str, event: NewEvent) -> int: ...
+
+    async def remove_messages(self, session_id: str, removal: Removal) -> list[Message]:
+        """Remove the newest active messages in one transaction; returns them, oldest first.
+
+        The next append takes the seq after the newest remaining message (pruned ones included).
+        Their `message_appended` events stay in the audit trail. Raises UpdateConflictError
+        when the history changed since the caller read it (nothing removed; read and retry),
+        ImmutableSessionError on an immutable session."""
+        ...
 
     # state ------------------------------------------------------------------------------------
     async def get_state(self, scope: str, owner: str) -> dict[str, Any]: ...

@@ -70,11 +70,13 @@ from agnt5.errors import (
     StoreConnectionError,
     StoreConnectionLostError,
     StoreError,
+    UpdateConflictError,
 )
 from agnt5.messages import Message, stored_message
 from agnt5.store._rows import (
     MAX_INT,
     SESSION_COLUMNS,
+    appended_event_data,
     check_events,
     check_header,
     check_text,
@@ -89,6 +91,7 @@ from agnt5.store._rows import (
     loads,
     new_entries,
     prune_event_data,
+    removal_event_data,
     timestamp,
     tombstone,
     tombstone_entry,
@@ -109,6 +112,7 @@ from agnt5.store.base import (
     NewEvent,
     NewMessage,
     PruneWrite,
+    Removal,
     SessionHeader,
     SessionPage,
     StateWrite,
@@ -633,6 +637,15 @@ class PostgresStore:
             return _rowcount(status)
 
         return await self._write(run, "clearing a history")
+
+    async def remove_messages(self, session_id: str, removal: Removal) -> list[Message]:
+        check_events([removal.event])
+
+        async def run(conn: asyncpg.Connection) -> list[Message]:
+            async with conn.transaction():
+                return await _remove_messages(conn, session_id, removal, _now())
+
+        return await self._write(run, "removing messages")
 
     # state ------------------------------------------------------------------------------------
 
@@ -1187,6 +1200,58 @@ async def _tombstone_in_python(conn: asyncpg.Connection, session_id: str, rows: 
         [r[0] for r in rows],
         [tombstone_entry(r[1]) for r in rows],
     )
+
+
+async def _remove_messages(
+    conn: asyncpg.Connection, session_id: str, removal: Removal, now: float
+) -> list[Message]:
+    """Session.pop / rewind, inside the caller's transaction holding the session's row lock: as
+    SqliteStore's (agnt5/store/_undo_sql.py) — removed messages vanish, their seqs are free again,
+    their `message_appended` events move to `events`, their scores are dropped."""
+    immutable = await conn.fetchval("SELECT immutable FROM sessions WHERE id = $1 FOR UPDATE", session_id)
+    if immutable is None:
+        raise UpdateConflictError(f"session {session_id!r} no longer exists; nothing was removed")
+    if immutable:
+        raise ImmutableSessionError(f"session {session_id!r} is immutable; its messages cannot be removed")
+    newest = await conn.fetchval(
+        "SELECT seq FROM messages WHERE session_id = $1 ORDER BY pos DESC LIMIT 1", session_id
+    )
+    first = await conn.fetchval(
+        "SELECT pos FROM messages WHERE session_id = $1 AND seq = $2", session_id, removal.first_seq
+    )
+    if newest is None or newest != removal.newest_seq or first is None:
+        raise UpdateConflictError(
+            f"the history of session {session_id!r} changed meanwhile; nothing was removed (read it again)"
+        )
+    rows = await conn.fetch(
+        "DELETE FROM messages WHERE session_id = $1 AND pos >= $2 "
+        "RETURNING pos, seq, event_id, created_at, tokens, entry",
+        session_id,
+        first,
+    )
+    rows = sorted(rows, key=lambda r: r[0])
+    removed = [stored_message(loads(r[5]), int(r[1]), int(r[4])) for r in rows]
+    seqs = [m.seq for m in removed]
+    await conn.execute(
+        "DELETE FROM message_scores WHERE session_id = $1 AND seq = ANY($2::bigint[])", session_id, seqs
+    )
+    await conn.executemany(
+        "INSERT INTO events (session_id, id, created_at, type, data) VALUES ($1, $2, $3, 'message_appended', $4)",
+        [(session_id, r[2], r[3], dumps(appended_event_data(m))) for r, m in zip(rows, removed, strict=True)],
+    )
+    await conn.execute(
+        "UPDATE sessions SET next_seq = 1 + COALESCE((SELECT max(seq) FROM (SELECT seq FROM messages "
+        "WHERE session_id = $1 UNION ALL SELECT seq FROM pruned_messages WHERE session_id = $1) AS s), 0), "
+        "active_count = active_count - $2, updated_at = $3, expires_at = $3 + ttl_days * 86400.0 "
+        "WHERE id = $1",
+        session_id,
+        len(removed),
+        now,
+    )
+    await _insert_events(
+        conn, session_id, [NewEvent(removal.event.type, removal_event_data(removal, removed))], now
+    )
+    return removed
 
 
 async def _insert_events(

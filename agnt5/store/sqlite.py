@@ -32,7 +32,7 @@ from agnt5.errors import (
     StoreError,
 )
 from agnt5.messages import Message, stored_message
-from agnt5.store import _prune_sql
+from agnt5.store import _prune_sql, _undo_sql
 from agnt5.store import _sqlite_counters as counters
 from agnt5.store._rows import (
     MAX_INT,
@@ -68,6 +68,7 @@ from agnt5.store.base import (
     NewEvent,
     NewMessage,
     PruneWrite,
+    Removal,
     SessionHeader,
     SessionPage,
     StateWrite,
@@ -608,6 +609,15 @@ class SqliteStore:
                 conn.execute("UPDATE sessions SET active_count = 0 WHERE id = ?", (session_id,))
                 _insert_events(conn, session_id, [event], now)
             return cur.rowcount
+
+        return await self._call(run)
+
+    async def remove_messages(self, session_id: str, removal: Removal) -> list[Message]:
+        check_events([removal.event])
+
+        def run(conn: sqlite3.Connection) -> list[Message]:
+            with _transaction(conn):
+                return _undo_sql.remove_messages(conn, session_id, removal, _now())
 
         return await self._call(run)
 
