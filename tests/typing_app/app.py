@@ -6,9 +6,20 @@ line here must type-check under --strict against the installed agnt5.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
 from agnt5 import (
     Agent,
     AgentResult,
+    GuardrailResult,
+    GuardrailTripped,
+    RunContext,
+    RunHooks,
+    UsageLimitExceeded,
+    UsageLimits,
     Entity,
     LanguageModel,
     Memory,
@@ -74,3 +85,69 @@ async def main() -> None:
         pass
 
     print(seq, plan, history, apples, hits, answer, total, direct, order, as_tool, field)
+
+
+# --- an application's agent: deps, tools taking RunContext[Deps], typed output ---------------------
+
+
+@dataclass
+class ShopDeps:
+    user_id: str
+    discount: float
+
+
+class Refund(pydantic.BaseModel):
+    amount: float
+    reason: str
+
+
+@tool
+async def price(ctx: RunContext[ShopDeps], item: str) -> float:
+    """The caller's price of an item."""
+    return 10.0 * (1 - ctx.deps.discount)
+
+
+def who(ctx: RunContext[ShopDeps]) -> str:
+    return f"The user is {ctx.deps.user_id}."
+
+
+def no_secrets(ctx: RunContext[ShopDeps], text: object) -> GuardrailResult:
+    return GuardrailResult("password" in str(text), "contains a password")
+
+
+class Audit(RunHooks[ShopDeps]):
+    async def on_run_start(self, ctx: RunContext[ShopDeps], agent: Agent[ShopDeps, Any]) -> None:
+        print(ctx.deps.user_id, ctx.run_id, ctx.usage.requests, agent.name)
+
+
+shop: Agent[ShopDeps, Refund] = Agent(
+    "refunds",
+    instructions=["Refunds for {user:name?}.", who],
+    tools=[price],
+    output_type=Refund,
+    deps_type=ShopDeps,
+    hooks=Audit(),
+    input_guardrails=[no_secrets],
+)
+
+
+async def handle_refund(user_id: str, text: str) -> float:
+    session = Session(id=f"chat-{user_id}", app_name="shop", user_id=user_id)
+    try:
+        result: AgentResult[Refund] = await shop.run(
+            text,
+            session=session,
+            deps=ShopDeps(user_id, 0.1),
+            usage_limits=UsageLimits(requests=5, total_tokens=20_000),
+            hooks=Audit(),
+        )
+    except UsageLimitExceeded as exc:
+        print(exc.limit, exc.actual, exc.partial)
+        return 0.0
+    except GuardrailTripped as exc:
+        print(exc.guardrail, exc.reason)
+        return 0.0
+    amount: float = result.output.amount
+    with shop.override(model="gpt-4o", deps=ShopDeps("test", 0.0)):
+        again: AgentResult[Refund] = shop.run_sync(text, deps=ShopDeps(user_id, 0.0))
+    return amount + again.output.amount

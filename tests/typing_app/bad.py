@@ -6,7 +6,7 @@ that no other line does.
 
 from __future__ import annotations
 
-from agnt5 import Entity, Session, Usage, tool
+from agnt5 import Agent, Entity, RunContext, Session, Usage, UsageLimits, tool
 
 
 @tool
@@ -21,3 +21,20 @@ async def main() -> None:
     await Entity("e").set(1, "v")  # expect: arg-type
     Usage(prompt_tokens="many")  # expect: arg-type
     print(text)
+
+
+class Deps:
+    user_id: str = "u1"
+
+
+def needs_deps(ctx: RunContext[Deps]) -> str:
+    return ctx.deps.user_id
+
+
+async def agents() -> None:
+    agent = Agent("a", deps_type=Deps)
+    await agent.run("hi", deps=42)  # expect: arg-type
+    result = await agent.run("hi", deps=Deps())
+    result.output.amount  # expect: attr-defined
+    UsageLimits(requests="5")  # expect: arg-type
+    needs_deps(RunContext(deps=None, session=Session()))  # expect: arg-type
