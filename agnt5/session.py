@@ -575,9 +575,7 @@ class Session:
             f"<div><b>Session</b> <code>{esc(self.id)}</code> · app {esc(str(header.app_name))}"
             f" · user {esc(str(header.user_id))} · {count} messages</div>",
             f"<div>metadata: <code>{esc(json.dumps(header.metadata))}</code></div>",
-            "<div>state: "
-            + ", ".join(f"{s}: {len(v)} key{'s' if len(v) != 1 else ''}" for s, v in state.items())
-            + "</div>",
+            *(_state_html(scope, values) for scope, values in state.items()),
             "<table><tr><th>#</th><th>role</th><th>content</th></tr>",
         ]
         for r in rows:
@@ -591,6 +589,25 @@ class Session:
         if sync is None:
             parts.append("<div><i>newest messages as of this object's last load or append</i></div>")
         return "\n".join(parts)
+
+
+_REPR_STATE_KEYS = 20  # keys a notebook shows per state scope
+_REPR_VALUE_CHARS = 60  # characters of each state value shown
+
+
+def _state_html(scope: str, values: Mapping[str, Any]) -> str:
+    """One state scope for the notebook view: its key count, then keys with short (escaped,
+    cut) values."""
+    count = f"{scope}: {len(values)} key{'s' if len(values) != 1 else ''}"
+    shown = []
+    for key, value in builtins.list(values.items())[:_REPR_STATE_KEYS]:
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+        if len(text) > _REPR_VALUE_CHARS:
+            text = text[: _REPR_VALUE_CHARS - 1] + "…"
+        shown.append(f"<code>{html.escape(key)}</code>=<code>{html.escape(text)}</code>")
+    more = len(values) - len(shown)
+    rest = f", … {more} more" if more > 0 else ""
+    return f"<div>state · {count}{' · ' if shown else ''}{', '.join(shown)}{rest}</div>"
 
 
 async def purge_expired(*, store: Store | None = None, now: datetime | None = None) -> list[str]:
