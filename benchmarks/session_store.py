@@ -1,10 +1,13 @@
 """Session store benchmark: agnt5's embedded store beside a raw aiosqlite baseline, in one run;
 and, given a PostgreSQL server, agnt5's PostgresStore beside a raw asyncpg baseline.
 
-Run: python benchmarks/session_store.py [--quick] [--postgres URL | --only postgres]
+Run: python benchmarks/session_store.py [--quick] [--rounds N] [--postgres URL | --only postgres]
      scripts/with_postgres.sh .venv/bin/python benchmarks/session_store.py   # with a throw-away server
-Prints Markdown tables; ratios are agnt5 throughput / baseline throughput (higher is better),
-so machine noise cancels out. Targets (issue 2): append >= 1.0x, state updates >= 0.8x,
+Prints Markdown tables. Every row is measured in paired rounds: each round times the baseline and
+agnt5 back to back (which goes first alternates), after one untimed warm-up round of each; the
+throughputs are the medians of the rounds and the ratio is the median of the per-round ratios
+(agnt5 throughput / baseline throughput, higher is better), with their range, so machine noise
+that hits one round hits both sides. Targets (issue 2): append >= 1.0x, state updates >= 0.8x,
 read-last-50 >= 1.0x and flat from 10k to 100k (within 1.5x), concurrent appends 0 lost, 0 errors.
 PostgreSQL (issue 7; the URL from --postgres or AGNT5_TEST_POSTGRES_URL): every operation >= 0.5x
 the raw asyncpg baseline, 4 processes appending to one session lose nothing.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -22,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,29 +40,49 @@ from agnt5.store.sqlite import SqliteStore
 READ_REPEATS = 300
 
 
-def throughput_row(
-    label: str, operations: int, base_s: float, agnt5_s: float, target: str
-) -> tuple[str, str, str, str, str]:
-    """A table row: operations per second of the baseline and of agnt5, and their ratio."""
+@dataclass(frozen=True)
+class Pairs:
+    """The timed rounds of one row: seconds of the baseline and of agnt5, round by round."""
+
+    baseline: list[float]
+    agnt5: list[float]
+
+    @property
+    def ratios(self) -> list[float]:
+        """agnt5 throughput / baseline throughput, per round (= baseline time / agnt5 time)."""
+        return [b / a for b, a in zip(self.baseline, self.agnt5, strict=True)]
+
+
+def throughput_row(label: str, operations: int, pairs: Pairs, target: str) -> tuple[str, str, str, str, str]:
+    """A table row: median operations per second of each side, and the median per-round ratio
+    with its range over the rounds."""
+    ratios = pairs.ratios
+    spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
     return (
         label,
-        f"{operations / base_s:,.0f}/s",
-        f"{operations / agnt5_s:,.0f}/s",
-        f"{base_s / agnt5_s:.2f}x",
+        f"{operations / statistics.median(pairs.baseline):,.0f}/s",
+        f"{operations / statistics.median(pairs.agnt5):,.0f}/s",
+        f"{statistics.median(ratios):.2f}x{spread}",
         target,
     )
 
 
 async def paired(
     rounds: int, baseline: Callable[[], Awaitable[float]], agnt5: Callable[[], Awaitable[float]]
-) -> tuple[float, float]:
-    """Medians of `rounds` alternating rounds of two timed functions (each returns seconds), so
-    both see the same machine state."""
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(rounds):
-        times[0].append(await baseline())
-        times[1].append(await agnt5())
-    return statistics.median(times[0]), statistics.median(times[1])
+) -> Pairs:
+    """`rounds` timed rounds of two functions (each runs once and returns its seconds), after one
+    untimed warm-up round of each; the side that goes first alternates from round to round."""
+    await baseline()
+    await agnt5()
+    out = Pairs([], [])
+    for r in range(rounds):
+        if r % 2 == 0:
+            out.baseline.append(await baseline())
+            out.agnt5.append(await agnt5())
+        else:
+            out.agnt5.append(await agnt5())
+            out.baseline.append(await baseline())
+    return out
 
 
 # --- raw aiosqlite baseline -------------------------------------------------------------------------
@@ -129,7 +154,7 @@ async def baseline_state(db: aiosqlite.Connection, n: int) -> float:
     return time.perf_counter() - start
 
 
-async def baseline_concurrent(db: aiosqlite.Connection, tasks: int, per_task: int) -> float:
+async def baseline_concurrent(db: aiosqlite.Connection, session_id: str, tasks: int, per_task: int) -> float:
     lock = asyncio.Lock()  # one connection: transactions must not interleave
     counter = {"seq": 0}
 
@@ -139,7 +164,7 @@ async def baseline_concurrent(db: aiosqlite.Connection, tasks: int, per_task: in
                 counter["seq"] += 1
                 await db.execute(
                     "INSERT INTO messages (session_id, seq, created_at, role, body) VALUES (?, ?, ?, ?, ?)",
-                    ("conc", counter["seq"], time.time(), "user", body(i)),
+                    (session_id, counter["seq"], time.time(), "user", body(i)),
                 )
                 await db.commit()
 
@@ -186,8 +211,25 @@ async def agnt5_state(store: SqliteStore, n: int) -> float:
     return time.perf_counter() - start
 
 
-async def agnt5_concurrent(store: SqliteStore, tasks: int, per_task: int) -> tuple[float, int, int, bool]:
-    session_id = f"conc-{uuid.uuid4().hex}"
+@dataclass
+class Checks:
+    """What the concurrent rows verify, summed over every round: messages lost, errors, and
+    whether every round's seqs were gap-free."""
+
+    lost: int = 0
+    errors: int = 0
+    gap_free: bool = True
+
+    def add(self, sent: int, stored: list[Any], errors: int = 0) -> None:
+        seqs = [m.seq for m in stored]
+        self.lost += sent - len(stored)
+        self.errors += errors
+        self.gap_free = self.gap_free and seqs == list(range(1, len(seqs) + 1))
+
+
+async def agnt5_concurrent(
+    store: SqliteStore, session_id: str, tasks: int, per_task: int, checks: Checks
+) -> float:
     errors = 0
 
     async def worker(w: int) -> None:
@@ -202,34 +244,30 @@ async def agnt5_concurrent(store: SqliteStore, tasks: int, per_task: int) -> tup
     start = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(tasks)))
     elapsed = time.perf_counter() - start
-    stored = await Session(session_id, store=store).history()
-    seqs = [m.seq for m in stored]
-    gap_free = seqs == list(range(1, len(seqs) + 1))
-    return elapsed, tasks * per_task - len(stored), errors, gap_free
+    checks.add(tasks * per_task, await Session(session_id, store=store).history(), errors)
+    return elapsed
 
 
 # --- run ----------------------------------------------------------------------------------------------
 
 
-async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
+async def run(quick: bool, rounds: int) -> list[tuple[str, str, str, str, str]]:
     appends = 500 if quick else 2000
     big = 20_000 if quick else 100_000
-    rounds = 1 if quick else 3
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         base = await baseline_connect(os.path.join(tmp, "baseline.db"))
         store = SqliteStore(os.path.join(tmp, "agnt5.db"))
-        await Session("warmup", store=store).send_message(message(0))
 
-        # appends, interleaved rounds so both see the same machine state; session ids alike
-        base_ids, agnt5_ids = iter(range(rounds)), iter(range(rounds))
-        b, a = await paired(
+        # appends; both sides name their sessions alike (a new session per round)
+        base_ids, agnt5_ids = itertools.count(), itertools.count()
+        pairs = await paired(
             rounds,
             lambda: baseline_append(base, f"append-{next(base_ids)}", appends),
             lambda: agnt5_append(store, f"append-{next(agnt5_ids)}", appends),
         )
         rows.append(
-            throughput_row(f"append {appends:,} messages (1 awaited call each)", appends, b, a, ">= 1.0x")
+            throughput_row(f"append {appends:,} messages (1 awaited call each)", appends, pairs, ">= 1.0x")
         )
 
         # read last 50
@@ -237,33 +275,45 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
         for n in (10_000, big):
             await baseline_fill(base, f"read-{n}", n)
             session = await agnt5_fill(store, f"read-{n}", n)
-            await session.history(limit=50)
-            b, a = await paired(
+            pairs = await paired(
                 rounds,
                 lambda n=n: baseline_read_last(base, f"read-{n}", READ_REPEATS),
                 lambda session=session: agnt5_read_last(session, READ_REPEATS),
             )
-            read[n] = a
-            rows.append(throughput_row(f"read last 50 of {n:,}", READ_REPEATS, b, a, ">= 1.0x"))
+            read[n] = statistics.median(pairs.agnt5)
+            rows.append(throughput_row(f"read last 50 of {n:,}", READ_REPEATS, pairs, ">= 1.0x"))
         rows.append(
             (f"read-last-50 cost, {big:,} vs 10,000", "", f"{read[big] / read[10_000]:.2f}x", "", "<= 1.5x")
         )
 
         # state updates
-        b, a = await paired(
+        pairs = await paired(
             rounds, lambda: baseline_state(base, appends), lambda: agnt5_state(store, appends)
         )
         rows.append(
-            throughput_row(f"{appends:,} state updates (set_state, durable)", appends, b, a, ">= 0.8x")
+            throughput_row(f"{appends:,} state updates (set_state, durable)", appends, pairs, ">= 0.8x")
         )
 
-        # concurrent appends through separate Session objects
-        b = await baseline_concurrent(base, 20, 100)
-        a, lost, errors, gap_free = await agnt5_concurrent(store, 20, 100)
-        rows.append(
-            throughput_row("20 tasks x 100 appends, 20 Session objects", 2000, b, a, "0 lost, 0 errors")
+        # concurrent appends through separate Session objects (a new session per round)
+        checks = Checks()
+        base_ids, agnt5_ids = itertools.count(), itertools.count()
+        pairs = await paired(
+            rounds,
+            lambda: baseline_concurrent(base, f"conc-{next(base_ids)}", 20, 100),
+            lambda: agnt5_concurrent(store, f"conc-{next(agnt5_ids)}", 20, 100, checks),
         )
-        rows.append(("  lost / errors / seq gap-free", "", f"{lost} / {errors} / {gap_free}", "", ""))
+        rows.append(
+            throughput_row("20 tasks x 100 appends, 20 Session objects", 2000, pairs, "0 lost, 0 errors")
+        )
+        rows.append(
+            (
+                f"  lost / errors / seq gap-free ({rounds + 1} rounds)",
+                "",
+                f"{checks.lost} / {checks.errors} / {checks.gap_free}",
+                "",
+                "",
+            )
+        )
 
         await base.close()
         await store.close()
@@ -414,12 +464,11 @@ def pg_processes(kind: str, url: str, schema: str, session_id: str, processes: i
     return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
-async def run_postgres(url: str, quick: bool) -> list[tuple[str, str, str, str, str]]:
+async def run_postgres(url: str, quick: bool, rounds: int) -> list[tuple[str, str, str, str, str]]:
     from agnt5.store.postgres import PostgresStore
 
     appends = 500 if quick else 2000
     big = 20_000 if quick else 100_000
-    rounds = 1 if quick else 3
     processes, per = (4, 100) if quick else (4, 250)
     tag = uuid.uuid4().hex[:8]
     raw_schema, agnt5_schema = f"bench_raw_{tag}", f"bench_agnt5_{tag}"
@@ -430,17 +479,14 @@ async def run_postgres(url: str, quick: bool) -> list[tuple[str, str, str, str, 
     store = PostgresStore(pg_url_with_schema(url, agnt5_schema))
     rows = []
     try:
-        await Session("warmup", store=store).send_message(message(0))
-        await pg_raw_append(raw, "warmup", 1)
-
-        base_ids, agnt5_ids = iter(range(rounds)), iter(range(rounds))
-        b, a = await paired(
+        base_ids, agnt5_ids = itertools.count(), itertools.count()
+        pairs = await paired(
             rounds,
             lambda: pg_raw_append(raw, f"append-{next(base_ids)}", appends),
             lambda: agnt5_append(store, f"append-{next(agnt5_ids)}", appends),
         )
         rows.append(
-            throughput_row(f"append {appends:,} messages (1 awaited call each)", appends, b, a, ">= 0.5x")
+            throughput_row(f"append {appends:,} messages (1 awaited call each)", appends, pairs, ">= 0.5x")
         )
 
         read = {}
@@ -448,43 +494,47 @@ async def run_postgres(url: str, quick: bool) -> list[tuple[str, str, str, str, 
             await pg_raw_fill(raw, f"read-{n}", n)
             session = await agnt5_fill(store, f"read-{n}", n)
             await raw.execute("ANALYZE")
-            await session.history(limit=50)
-            b, a = await paired(
+            pairs = await paired(
                 rounds,
                 lambda n=n: pg_raw_read_last(raw, f"read-{n}", READ_REPEATS),
                 lambda session=session: agnt5_read_last(session, READ_REPEATS),
             )
-            read[n] = a
-            rows.append(throughput_row(f"read last 50 of {n:,}", READ_REPEATS, b, a, ">= 0.5x"))
+            read[n] = statistics.median(pairs.agnt5)
+            rows.append(throughput_row(f"read last 50 of {n:,}", READ_REPEATS, pairs, ">= 0.5x"))
         rows.append(
             (f"read-last-50 cost, {big:,} vs 10,000", "", f"{read[big] / read[10_000]:.2f}x", "", "<= 1.5x")
         )
 
-        b, a = await paired(
+        pairs = await paired(
             rounds, lambda: pg_raw_state(raw, appends), lambda: pg_agnt5_state(store, appends)
         )
-        rows.append(throughput_row(f"{appends:,} state updates (each durable)", appends, b, a, ">= 0.5x"))
+        rows.append(throughput_row(f"{appends:,} state updates (each durable)", appends, pairs, ">= 0.5x"))
 
         total = processes * per
-        await raw.execute("INSERT INTO counters VALUES ('conc', 0)")
-        b = await asyncio.to_thread(pg_processes, "raw", url, raw_schema, "conc", processes, per)
-        session_id = f"conc-{uuid.uuid4().hex}"
-        a = await asyncio.to_thread(pg_processes, "agnt5", url, agnt5_schema, session_id, processes, per)
-        stored = await Session(session_id, store=store).history()
-        seqs = [m.seq for m in stored]
+        checks = Checks()
+        base_ids, agnt5_ids = itertools.count(), itertools.count()
+
+        async def raw_round() -> float:
+            session_id = f"conc-{next(base_ids)}"
+            await raw.execute("INSERT INTO counters VALUES ($1, 0)", session_id)
+            return await asyncio.to_thread(pg_processes, "raw", url, raw_schema, session_id, processes, per)
+
+        async def agnt5_round() -> float:
+            session_id = f"conc-{next(agnt5_ids)}"
+            elapsed = await asyncio.to_thread(
+                pg_processes, "agnt5", url, agnt5_schema, session_id, processes, per
+            )
+            checks.add(total, await Session(session_id, store=store).history())
+            return elapsed
+
+        pairs = await paired(rounds, raw_round, agnt5_round)
         rows.append(
             throughput_row(
-                f"{processes} processes x {per} appends, one session", total, b, a, ">= 0.5x, 0 lost"
+                f"{processes} processes x {per} appends, one session", total, pairs, ">= 0.5x, 0 lost"
             )
         )
         rows.append(
-            (
-                "  lost / seq gap-free",
-                "",
-                f"{total - len(stored)} / {seqs == list(range(1, len(seqs) + 1))}",
-                "",
-                "",
-            )
+            (f"  lost / seq gap-free ({rounds + 1} rounds)", "", f"{checks.lost} / {checks.gap_free}", "", "")
         )
     finally:
         await store.close()
@@ -506,7 +556,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and 2 rounds (a smoke run)")
+    parser.add_argument("--rounds", type=int, help="timed rounds per row (default 5; --quick: 2)")
     parser.add_argument(
         "--postgres",
         metavar="URL",
@@ -515,13 +566,14 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=["sqlite", "postgres"], help="run one table only")
     args = parser.parse_args()
+    rounds = args.rounds or (2 if args.quick else 5)
     if args.only != "postgres":
-        rows = asyncio.run(run(args.quick))
+        rows = asyncio.run(run(args.quick, rounds))
         print_table(("operation", "raw aiosqlite", "agnt5", "agnt5 / raw", "target"), rows)
     if args.postgres:
         if args.only != "postgres":
             print()
-        rows = asyncio.run(run_postgres(args.postgres, args.quick))
+        rows = asyncio.run(run_postgres(args.postgres, args.quick, rounds))
         print_table(
             ("operation (PostgreSQL)", "raw asyncpg", "agnt5 PostgresStore", "agnt5 / raw", "target"), rows
         )
