@@ -11,7 +11,7 @@ from typing import Any
 from agnt5.config import default_store
 from agnt5.errors import UpdateConflictError
 from agnt5.store.base import Store
-from agnt5.values import check_name, ensure_json
+from agnt5.values import check_name, check_store, ensure_json
 
 _MAX_UPDATE_ATTEMPTS = 10_000
 
@@ -27,6 +27,7 @@ class Entity:
 
     def __init__(self, name: str, *, store: Store | None = None) -> None:
         self.name = check_name(name, "Entity name")
+        check_store(store, "Entity")
         self._store = store
 
     @property

@@ -9,8 +9,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agnt5.errors import InvalidInputError, RetentionPolicyError
+from agnt5.values import MAX_COUNT
 
 STRATEGY_NAMES = ("sliding_window", "keep_important", "summarize_old")
+MAX_TTL_DAYS = 3_650_000
+"""Ten thousand years: a longer ttl is the same as none (and would overflow a timestamp)."""
 
 
 class RetentionPolicy(BaseModel):
@@ -26,19 +29,22 @@ class RetentionPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    ttl_days: float | None = Field(default=None, gt=0)
+    ttl_days: float | None = Field(default=None, gt=0, le=MAX_TTL_DAYS)
     immutable: bool = False
     auto_prune: bool = False
     prune_strategy: str | None = None
-    max_messages: int | None = Field(default=None, gt=0)
+    max_messages: int | None = Field(default=None, gt=0, le=MAX_COUNT)
 
     @field_validator("prune_strategy")
     @classmethod
     def _known_strategy(cls, value: str | None) -> str | None:
-        if value is None or value in STRATEGY_NAMES or re.fullmatch(r"keep_last_[1-9][0-9]*", value):
+        if value is None or value in STRATEGY_NAMES:
+            return value
+        if re.fullmatch(r"keep_last_[1-9][0-9]{0,18}", value) and int(value[10:]) <= MAX_COUNT:
             return value
         raise InvalidInputError(
-            f"unknown prune strategy {value!r}; accepted: keep_last_<N>, {', '.join(STRATEGY_NAMES)}"
+            f"unknown prune strategy {value!r}; accepted: keep_last_<N> (N from 1 to 2**63-1), "
+            f"{', '.join(STRATEGY_NAMES)}"
         )
 
     @classmethod

@@ -39,7 +39,7 @@ from agnt5.store.base import (
     SyncStore,
 )
 from agnt5.tokens import counter_for
-from agnt5.values import check_count, check_name, ensure_json
+from agnt5.values import check_count, check_name, check_store, ensure_json
 
 if TYPE_CHECKING:
     from agnt5.models import LanguageModel
@@ -94,6 +94,7 @@ class Session:
         for arg, value in (("id", id), ("app_name", app_name), ("user_id", user_id)):
             if value is not None:
                 check_name(value, f"Session {arg}")
+        check_store(store, "Session")
         self.id: str = id
         self._app_name = app_name
         self._user_id = user_id

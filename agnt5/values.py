@@ -102,6 +102,16 @@ def check_name(value: Any, what: str) -> str:
     return value
 
 
+def check_store(store: Any, owner: str) -> None:
+    """`store=` is None or an agnt5 store (an object with the Store methods)."""
+    if store is not None and not callable(getattr(store, "append_messages", None)):
+        raise InvalidTypeError(
+            f"{owner} store= must be an agnt5 store (e.g. agnt5.store.url.open_store(url)) or None, "
+            f"got {type(store).__name__}",
+            field="store",
+        )
+
+
 def check_count(value: Any, what: str, *, minimum: int = 0) -> int:
     """A count such as `limit`: an int from `minimum` to 2**63-1 (bool is refused)."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -61,6 +61,17 @@ CASES: list[Case] = [
     ("Session(metadata=deep)", lambda s: Session(id="a", metadata={"x": DEEP}, store=s)),
     ("Session(retention=bad key)", lambda s: Session(id="a", retention={"nope": 1}, store=s)),
     ("Session(retention ttl=-1)", lambda s: Session(id="a", retention={"ttl_days": -1}, store=s)),
+    ("Session(retention ttl=1e308)", lambda s: Session(id="a", retention={"ttl_days": 1e308}, store=s)),
+    (
+        "Session(retention max_messages=10**30)",
+        lambda s: Session(id="a", retention={"max_messages": 10**30}, store=s),
+    ),
+    (
+        "Session(retention keep_last_huge)",
+        lambda s: Session(id="a", retention={"prune_strategy": "keep_last_99999999999999999999"}, store=s),
+    ),
+    ("Session(store=5)", lambda s: Session(id="a", store=5)),  # type: ignore[arg-type]
+    ("Entity(store='x')", lambda s: Entity("e", store="sqlite://")),  # type: ignore[arg-type]
     # messages
     ("send_message(surrogate content)", lambda s: _session(s).send_message(_msg(SURROGATE))),
     ("send_message(surrogate metadata)", lambda s: _session(s).send_message(_msg("x"), {"k": SURROGATE})),
