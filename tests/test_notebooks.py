@@ -1,23 +1,55 @@
-"""The notebooks run offline: each executes top to bottom in a fresh kernel, replaying its cassette.
+"""The notebooks run offline: each executes top to bottom ("Run all") in a fresh kernel.
 
-The kernel gets AGNT5_CASSETTE and AGNT5_DISABLE_NETWORK=1 and no provider API key, exactly what a
-user without a key would have. The notebooks run concurrently (kernel start and the litellm import
-dominate), and a last cell added to each checks that the kernel is this interpreter and that the
-notebook used every recorded response.
+The kernel gets no provider API key and no AGNT5_* variable (AGNT5_CASSETTE included), exactly what
+a user opening the notebook in Jupyter has: the notebook's own first cell must find its cassette
+(next to it, in cassettes/) and replay it. AGNT5_DISABLE_NETWORK=1 proves nothing reaches the
+network. The notebooks run concurrently (kernel start and the litellm import dominate), and a last
+cell added to each checks that the kernel is this interpreter and that the notebook used every
+recorded response.
+
+Locally, a missing nbformat/nbclient/ipykernel skips these tests; in CI (AGNT5_REQUIRE_POSTGRES=1,
+as .ci/run sets, or CI / AGNT5_REQUIRE_NOTEBOOKS set) it fails them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
+import io
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
+REQUIRED_BY = [
+    name
+    for name in ("AGNT5_REQUIRE_NOTEBOOKS", "AGNT5_REQUIRE_POSTGRES", "CI")
+    if os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+]
+
+
+def _require(module: str) -> ModuleType:
+    """Import `module`; a missing one skips these tests locally and fails them in CI."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if REQUIRED_BY:
+            raise ImportError(
+                f"the notebook tests need {module} ({', '.join(REQUIRED_BY)} is set, so they may "
+                "not be skipped): pip install -e '.[dev]'"
+            ) from exc
+        pytest.skip(f"{module} is not installed (pip install -e '.[dev]')", allow_module_level=True)
+
+
+nbformat: Any = _require("nbformat")
+nbclient: Any = _require("nbclient")
+_require("ipykernel")
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb"))
@@ -52,22 +84,27 @@ def test_notebook_is_stored_without_outputs(name: str) -> None:
     assert notebook.metadata.get("kernelspec", {}).get("name") == "python3"
 
 
-def _kernel_env(name: str) -> dict[str, str]:
+def _kernel_env() -> dict[str, str]:
+    """A user's environment without a key: no API key, no AGNT5_CASSETTE (nor any AGNT5_*)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.endswith("_API_KEY") and not k.startswith(("AGNT5_", "PYTEST_"))
     }
-    env.update(
-        AGNT5_CASSETTE=str(NOTEBOOKS_DIR / "cassettes" / f"{name}.json"),
-        AGNT5_DISABLE_NETWORK="1",
-        MPLBACKEND="Agg",
-        LITELLM_LOCAL_MODEL_COST_MAP="True",
-    )
+    env.update(AGNT5_DISABLE_NETWORK="1", MPLBACKEND="Agg", LITELLM_LOCAL_MODEL_COST_MAP="True")
     return env
 
 
-async def _execute(name: str, workdir: Path) -> BaseException | None:
+def _offline_cell(name: str) -> Any:
+    notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    return code[0]
+
+
+async def _execute(name: str, workdir: Path) -> tuple[BaseException | None, Any]:
+    """Run the notebook in `workdir`, which holds a copy of its cassettes/ folder (as a user's
+    checkout would, next to the notebook); (the error it raised or None, the executed notebook)."""
+    shutil.copytree(NOTEBOOKS_DIR / "cassettes", workdir / "cassettes")
     notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(CHECK_CELL.format(prefix=sys.prefix)))
     client = nbclient.NotebookClient(
@@ -78,17 +115,21 @@ async def _execute(name: str, workdir: Path) -> BaseException | None:
         resources={"metadata": {"path": str(workdir)}},
     )
     try:
-        await client.async_execute(env=_kernel_env(name))
+        await client.async_execute(env=_kernel_env())
     except Exception as exc:  # reported per notebook below
-        return exc
-    return None
+        return exc, notebook
+    return None, notebook
+
+
+Executed = dict[str, tuple[BaseException | None, Any]]
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BaseException | None]:
-    """Run every notebook once, concurrently; the error each raised (None when it ran clean)."""
+def executed(tmp_path_factory: pytest.TempPathFactory) -> Executed:
+    """Run every notebook once, concurrently: the error each raised (None when it ran clean) and
+    the executed notebook."""
 
-    async def run_all() -> list[BaseException | None]:
+    async def run_all() -> list[tuple[BaseException | None, Any]]:
         dirs = [tmp_path_factory.mktemp(name) for name in NOTEBOOKS]
         return await asyncio.gather(*(_execute(name, d) for name, d in zip(NOTEBOOKS, dirs, strict=True)))
 
@@ -96,9 +137,60 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BaseExceptio
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_offline_from_its_cassette(
-    name: str, executed: dict[str, BaseException | None]
-) -> None:
-    error = executed[name]
+def test_notebook_runs_offline_from_its_cassette(name: str, executed: Executed) -> None:
+    error, notebook = executed[name]
     if error is not None:
         pytest.fail(f"{name}.ipynb failed:\n{error}", pytrace=False)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    printed = "".join(o.get("text", "") for o in first.outputs if o.get("output_type") == "stream")
+    assert printed.startswith("offline: model calls are replayed from "), printed
+    assert printed.rstrip().endswith(f"cassettes/{name}.json"), printed
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_first_cell_goes_live_when_a_key_is_set(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With OPENAI_API_KEY (and no AGNT5_CASSETTE) the first cell leaves the provider alone."""
+    cassette_module = importlib.import_module("agnt5.testing.cassette")
+    monkeypatch.delenv("AGNT5_CASSETTE", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-key")
+    monkeypatch.setattr(cassette_module, "_ambient", None)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(_offline_cell(name).source, {})  # the notebook's own cell
+    assert printed.getvalue() == "OPENAI_API_KEY is set: model calls go to OpenAI (live)\n"
+    assert "AGNT5_CASSETTE" not in os.environ and cassette_module._ambient is None
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_first_cell_without_a_key_and_without_the_cassette_says_what_to_do(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AGNT5_CASSETTE", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(FileNotFoundError, match="open this notebook from agnt5's notebooks/ folder"):
+        exec(_offline_cell(name).source, {})  # cwd: the test's empty directory
+    assert "AGNT5_CASSETTE" not in os.environ
+
+
+def test_a_missing_notebook_dependency_fails_in_ci_and_skips_locally(tmp_path: Path) -> None:
+    """The import guard: with nbclient unimportable, CI=1 fails the run; without it, a skip."""
+    script = (
+        "import sys, pytest\n"
+        "sys.modules['nbclient'] = None  # as if it were not installed\n"
+        f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {str(Path(__file__))!r}, '-k', 'expected']))\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CI", "AGNT5_REQUIRE_POSTGRES", "AGNT5_REQUIRE_NOTEBOOKS")
+    }
+    env.pop("AGNT5_TEST_POSTGRES_URL", None)
+    local = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert local.returncode in (0, 5) and "1 skipped" in local.stdout, local.stdout + local.stderr
+    ci = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env={**env, "CI": "1"}, capture_output=True, text=True
+    )
+    assert ci.returncode not in (0, 5), ci.stdout
+    assert "the notebook tests need nbclient (CI is set" in ci.stdout
