@@ -332,6 +332,7 @@ class SqliteStore:
         db, self._db = self._db, None
         if db is not None:
             db.stop_and_join()
+        self._fail_queued_appends()
 
     async def close(self) -> None:
         """Finish queued work and close the database. The store cannot be used afterwards."""
@@ -339,6 +340,12 @@ class SqliteStore:
         db, self._db = self._db, None
         if db is not None:
             await db.close()
+        self._fail_queued_appends()
+
+    def _fail_queued_appends(self) -> None:
+        """Answer appends queued behind the close (their drain will never run): nothing was written."""
+        while self._appends:
+            self._appends.popleft().settle(None, StoreError(f"{self!r} was closed before the append ran"))
 
     # entity key/values ------------------------------------------------------------------------
 

@@ -278,3 +278,22 @@ async def test_absurd_limits_do_not_overflow(store: Store, huge: int) -> None:
             assert await bounded(store.read_events("s", since, None)) == []
         except Agnt5Error:
             pass  # typed is acceptable for a timestamp beyond every clock
+
+
+async def test_an_append_queued_behind_a_close_is_answered(sqlite_store: Any) -> None:
+    """An append whose drain lands behind the connection thread's stop (a close from another
+    thread racing it) still gets an answer once the close is done."""
+    store = sqlite_store
+    await store.append_messages(SessionHeader("s"), [msg(1)], [])
+    db = store._database()
+    release = threading.Event()
+    db.enqueue(lambda conn: release.wait(BOUND))  # hold the thread while the stop is queued
+    stopping = asyncio.get_running_loop().run_in_executor(None, db.stop_and_join)
+    await asyncio.sleep(0.05)
+    late = asyncio.ensure_future(store.append_messages(SessionHeader("s"), [msg(2)], []))
+    await asyncio.sleep(0.05)
+    release.set()
+    await stopping
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await bounded(late)
