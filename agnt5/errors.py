@@ -280,6 +280,70 @@ class ToolDefinitionError(AgentError, InvalidTypeError):
     """A function cannot be used as a tool (unsupported signature or annotation)."""
 
 
+# --- MCP servers (agnt5.mcp) ---------------------------------------------------------------------
+
+
+class MCPError(Agnt5Error):
+    """An MCP server failed; `server` names it (never with headers, tokens or environment values)."""
+
+    def __init__(self, message: str, *, server: str | None = None) -> None:
+        self.server = server
+        super().__init__(message)
+
+
+class MCPStartError(MCPError):
+    """The server could not be started or connected to (bad command, exited at once, refused the
+    connection, failed the handshake). `stderr` holds the tail of a stdio server's error output."""
+
+    def __init__(self, message: str, *, server: str | None = None, stderr: str = "") -> None:
+        self.stderr = stderr
+        super().__init__(message, server=server)
+
+
+class MCPConnectionLostError(MCPError):
+    """The connection ended while in use (the server process crashed or closed it); the next
+    run reconnects."""
+
+    def __init__(self, message: str, *, server: str | None = None, stderr: str = "") -> None:
+        self.stderr = stderr
+        super().__init__(message, server=server)
+
+
+class MCPTimeoutError(MCPError, TimeoutError):
+    """The server did not answer within the timeout (`timeout`, seconds)."""
+
+    def __init__(self, message: str, *, server: str | None = None, timeout: float | None = None) -> None:
+        self.timeout = timeout
+        super().__init__(message, server=server)
+
+
+class MCPHTTPError(MCPError):
+    """An HTTP MCP server answered with an error status (`status_code`, e.g. 500 or 503)."""
+
+    def __init__(self, message: str, *, server: str | None = None, status_code: int | None = None) -> None:
+        self.status_code = status_code
+        super().__init__(message, server=server)
+
+
+class MCPAuthenticationError(MCPHTTPError):
+    """An HTTP MCP server refused the credentials (401/403): check the headers given."""
+
+
+class MCPProtocolError(MCPError):
+    """The server sent something that is not valid MCP (unparseable output, a malformed result)."""
+
+
+class ToolNameClashError(MCPError, InvalidInputError):
+    """Two tool sources (an MCP server, the agent's own tools) offer the same tool name; `name`
+    is the name and `sources` the two. Give one source a `tool_prefix=` or filter its tools."""
+
+    def __init__(self, message: str, *, name: str, sources: tuple[str, str]) -> None:
+        self.name = name
+        self.sources = sources
+        MCPError.__init__(self, message, server=sources[1])
+        self.field = "tools"
+
+
 # --- pruning -------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,224 @@
+"""What MCPServerStdio and MCPServerHTTP share: the lifecycle, the tool list and error mapping.
+
+`async with server:` keeps one connection open for every run inside the block; a run given a
+server that is not open opens it for itself and closes it at its end. Entries are counted, so
+concurrent runs share one connection, and a connection that broke is replaced by the next entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Self
+
+from agnt5.errors import InvalidInputError, InvalidTypeError, MCPError, MCPStartError, ToolNameClashError
+from agnt5.mcp._connection import Connection, excerpt
+
+if TYPE_CHECKING:
+    from agnt5.run_context import RunContext
+    from agnt5.tools import Tool
+
+logger = logging.getLogger("agnt5.mcp")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _seconds(value: object, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidInputError(
+            f"{field} must be a positive number of seconds or None, got {value!r}", field=field
+        )
+    return float(value)
+
+
+class MCPServer:
+    """Base of `MCPServerStdio` and `MCPServerHTTP`: a tool source for `Agent(tools=[...])`.
+
+    `tool_prefix` renames every tool to `<prefix>_<name>` (to avoid clashes); `allowed_tools`
+    keeps only the named tools (server names, before the prefix); `timeout` bounds each call
+    and `connect_timeout` the start and handshake, in seconds.
+    """
+
+    protocol = "auto"  # the mcp client's mode: 2026-era discovery, falling back to `initialize`
+
+    def __init__(
+        self,
+        *,
+        name: str | None,
+        tool_prefix: str | None,
+        allowed_tools: Iterable[str] | None,
+        timeout: float | None,
+        connect_timeout: float | None,
+    ) -> None:
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise InvalidInputError(f"name must be a non-empty string, got {name!r}", field="name")
+        if tool_prefix is not None and (not isinstance(tool_prefix, str) or not _NAME_RE.match(tool_prefix)):
+            raise InvalidInputError(
+                f"tool_prefix must be 1-64 letters, digits, '_' or '-', got {tool_prefix!r}",
+                field="tool_prefix",
+            )
+        if isinstance(allowed_tools, str):
+            raise InvalidTypeError(
+                "allowed_tools must be a list of tool names, not one string", field="allowed_tools"
+            )
+        self._name = name
+        self.tool_prefix = tool_prefix
+        self.allowed_tools = None if allowed_tools is None else frozenset(allowed_tools)
+        self.timeout = _seconds(timeout, "timeout")
+        self.connect_timeout = _seconds(connect_timeout, "connect_timeout")
+        self._users = 0
+        self._connection: Connection | None = None
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- naming --
+
+    def default_name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """The server's name in errors and logs (never with headers, tokens or env values)."""
+        return self._name or self.default_name()
+
+    @property
+    def label(self) -> str:
+        return f"MCP server {self.name!r}"
+
+    @property
+    def connected(self) -> bool:
+        """Whether a live connection is open (inside `async with` or a run using the server)."""
+        return self._connection is not None and not self._connection.dead
+
+    # -- lifecycle --
+
+    async def __aenter__(self) -> Self:
+        await self._acquire()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._release()
+
+    async def _acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._users:
+                raise MCPError(
+                    f"{self.label} is open on another event loop; open it on one loop", server=self.name
+                )
+            self._loop, self._lock, self._connection = loop, asyncio.Lock(), None
+        assert self._lock is not None
+        self._users += 1
+        try:
+            async with self._lock:
+                current = self._connection
+                if current is None or current.dead:
+                    self._connection = None
+                    if current is not None:
+                        await current.close()
+                    connection = Connection(self)
+                    await connection.start(self.connect_timeout)
+                    self._connection = connection
+        except BaseException:
+            await self._release()
+            raise
+
+    async def _release(self) -> None:
+        self._users -= 1
+        if self._users > 0 or self._lock is None:
+            return
+        async with self._lock:
+            if self._users > 0:
+                return
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    # -- tools --
+
+    async def list_tools(self, ctx: RunContext[Any] | None = None) -> Sequence[Tool]:
+        """The server's tools (cached per connection, listed again after `tools/list_changed`)."""
+        connection = self._connection
+        if connection is None or self._users == 0:
+            raise MCPError(
+                f"{self.label} is not open: use `async with server:` or give it to an Agent's tools",
+                server=self.name,
+            )
+        return await connection.tools()
+
+    def build_tools(self, connection: Connection, listed: Sequence[Any]) -> list[Tool]:
+        """MCPTools for the listed tools, filtered by `allowed_tools` and renamed by `tool_prefix`."""
+        from agnt5.mcp._tool import MCPTool
+
+        tools: list[Tool] = []
+        seen: dict[str, str] = {}
+        for item in listed:
+            remote = str(item.name)
+            if self.allowed_tools is not None and remote not in self.allowed_tools:
+                continue
+            shown = f"{self.tool_prefix}_{remote}" if self.tool_prefix else remote
+            shown = _BAD_CHARS.sub("_", shown)[:64] or "tool"
+            if shown in seen:
+                raise ToolNameClashError(
+                    f"{self.label} lists tools {seen[shown]!r} and {remote!r}, which are both {shown!r} "
+                    "as a tool name the model can use; leave one out with allowed_tools=",
+                    name=shown,
+                    sources=(self.label, self.label),
+                )
+            seen[shown] = remote
+            description = item.description or getattr(item, "title", None) or ""
+            tools.append(MCPTool(connection, remote, shown, description, item.input_schema))
+        missing = sorted((self.allowed_tools or frozenset()) - {str(t.name) for t in listed})
+        if missing:
+            logger.warning("%s does not offer the allowed tools %s", self.label, ", ".join(missing))
+        return tools
+
+    # -- transport-specific (subclasses) --
+
+    def transport(self, connection: Connection) -> AbstractAsyncContextManager[Any]:
+        """The mcp SDK transport (an async context manager yielding the stream pair)."""
+        raise NotImplementedError
+
+    def start_error(self, connection: Connection, exc: BaseException) -> MCPError:
+        """The typed error for a failed start (`exc` is what the SDK raised)."""
+        mapped = connection.fault or self.http_error(connection, exc, "the handshake")
+        if mapped is not None:
+            return mapped
+        if isinstance(exc, MCPError):
+            return exc
+        return MCPStartError(
+            f"{self.label} failed to start: {type(exc).__name__}: {excerpt(exc)}{self.stderr_hint(connection)}",
+            server=self.name,
+            stderr=self.stderr_tail(connection),
+        )
+
+    def transport_error(self, connection: Connection, exc: BaseException, during: str) -> MCPError | None:
+        """The typed error for an unexpected transport exception during a request."""
+        return MCPError(
+            f"{self.label} failed during {during}: {type(exc).__name__}: {excerpt(exc)}", server=self.name
+        )
+
+    def http_error(self, connection: Connection, exc: BaseException, during: str) -> MCPError | None:
+        """The typed error for an HTTP error status behind `exc` (HTTP servers only)."""
+        return None
+
+    def cause(self, exc: BaseException) -> BaseException | None:
+        """What a typed error is chained to (None where the original could show secrets)."""
+        return exc
+
+    def stderr_tail(self, connection: Connection) -> str:
+        return ""
+
+    def stderr_hint(self, connection: Connection) -> str:
+        """A suffix for error messages quoting the server's last error output, if any."""
+        tail = self.stderr_tail(connection)
+        return f"; its last stderr output: {tail!r}" if tail else ""
+
+
+__all__ = ["MCPServer"]
