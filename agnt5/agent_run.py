@@ -46,7 +46,9 @@ def run_local_session(model: str) -> Session:
     """A fresh session for one run that was given none (in memory, deleted at the run's end)."""
     from agnt5.session import Session
 
-    return Session(f"run-{os.urandom(12).hex()}", store=_run_store(), model=model)
+    session = Session(f"run-{os.urandom(12).hex()}", store=_run_store(), model=model)
+    session._header = session._merge(None)  # new by construction: no need to ask the store
+    return session
 
 
 async def discard(session: Session) -> None:

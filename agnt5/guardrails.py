@@ -6,7 +6,8 @@ run's input (the string given, else the list of input messages) before anything 
 model is called; output guardrails (`Agent(output_guardrails=[...])`, those of the agent that
 answers) see the final output before it is stored. A tripped guardrail raises `GuardrailTripped`
 and records a `guardrail_tripped` audit event on the session. Guardrails of one kind run
-concurrently and all finish before the run goes on (blocking, never racing the model).
+concurrently and all finish before the run goes on (blocking, never racing the model). Sync
+functions run inline on the event loop: keep them cheap, and make one that does I/O async.
 """
 
 from __future__ import annotations
@@ -46,13 +47,11 @@ class Guardrail(Generic[DepsT]):
     name: str = ""
 
     async def check(self, ctx: RunContext[DepsT], value: Any) -> GuardrailResult:
-        """Run the function (sync ones off the event loop) and normalise its answer."""
-        if inspect.iscoroutinefunction(self.function):
-            outcome = await self.function(ctx, value)
-        else:
-            outcome = await asyncio.to_thread(self.function, ctx, value)
-            if inspect.isawaitable(outcome):
-                outcome = await outcome
+        """Run the function and normalise its answer. A sync function runs inline on the event
+        loop (keep it cheap, like a regex; write an async one for I/O such as a moderation call)."""
+        outcome = self.function(ctx, value)
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
         if isinstance(outcome, GuardrailResult):
             return outcome
         if isinstance(outcome, bool):

@@ -3,7 +3,9 @@
 Run: python benchmarks/agent_overhead.py [--quick]
 Both sides make the same two-tool-call run (model → 2 tool calls → model → answer) against one
 respx-mocked OpenAI transport in one process; the ratio is agnt5 time / hand-written time
-(target <= 1.15x). Also `import agnt5` against `import litellm`, each in a fresh interpreter.
+(target <= 1.15x). The "application" row is one module-level agent run the way a web server runs
+it: a session and deps per run, a RunHooks and an input guardrail. Also `import agnt5` against
+`import litellm`, each in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 import respx  # noqa: E402
 from _wire import openai_call, openai_chat  # noqa: E402
 
-from agnt5 import Agent, Session  # noqa: E402
+from agnt5 import Agent, GuardrailResult, RunContext, RunHooks, Session  # noqa: E402
 from agnt5._litellm import get_litellm  # noqa: E402
+from agnt5.models import ToolCall  # noqa: E402
 from agnt5.store.sqlite import SqliteStore  # noqa: E402
+from agnt5.tools import ToolResult  # noqa: E402
 
 URL = "https://api.openai.com/v1/chat/completions"
 
@@ -70,6 +74,35 @@ def responder(request: Any) -> Any:
             openai_call("get_weather", {"city": "Tokyo"}),
         ]
     )
+
+
+class Deps:
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+
+
+class CountingHooks(RunHooks[Deps]):
+    """Hooks an application might keep: count requests and tool calls per user."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.tool_calls = 0
+
+    async def before_model_request(
+        self, ctx: RunContext[Deps], agent: Agent[Deps, Any], messages: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        self.requests += 1
+        return None
+
+    async def before_tool_call(
+        self, ctx: RunContext[Deps], agent: Agent[Deps, Any], call: ToolCall
+    ) -> ToolCall | ToolResult | str | None:
+        self.tool_calls += 1
+        return None
+
+
+def no_secrets(ctx: RunContext[Deps], text: object) -> GuardrailResult:
+    return GuardrailResult("password" in str(text).lower(), "contains a password")
 
 
 async def hand_written() -> str:
@@ -119,20 +152,39 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
         agent = Agent("weather", instructions="You report the weather.", tools=[get_weather], session=session)
         return str((await agent.run("Weather in Paris and Tokyo?")).output)
 
+    hooks = CountingHooks()
+    app_agent = Agent(
+        "weather",
+        instructions="You report the weather.",
+        tools=[get_weather],
+        deps_type=Deps,
+        hooks=hooks,
+        input_guardrails=[no_secrets],
+    )
+
+    async def agnt5_app() -> str:
+        counter["n"] += 1
+        session = Session(f"app-{counter['n']}", user_id=f"user-{counter['n'] % 10}", store=store)
+        result = await app_agent.run("Weather in Paris and Tokyo?", session=session, deps=Deps("u"))
+        return str(result.output)
+
     with respx.mock:
         respx.post(URL).mock(side_effect=responder)
-        for fn in (hand_written, agnt5_plain, agnt5_session):  # warm up litellm's clients and caches
+        for fn in (hand_written, agnt5_plain, agnt5_session, agnt5_app):  # warm up clients and caches
             assert await fn() == "Sunny in both."
-        base, plain, durable = [], [], []
-        for _ in range(rounds):  # interleaved, so all three see the same machine state
+        base, plain, durable, app = [], [], [], []
+        for _ in range(rounds):  # interleaved, so all see the same machine state
             base.append(await timed(hand_written, runs))
             plain.append(await timed(agnt5_plain, runs))
             durable.append(await timed(agnt5_session, runs))
+            app.append(await timed(agnt5_app, runs))
     await store.close()
-    b, p, d = statistics.median(base), statistics.median(plain), statistics.median(durable)
+    assert hooks.requests == hooks.tool_calls > 0  # the hooks ran (two requests, two calls a run)
+    b, p, d, a = (statistics.median(x) for x in (base, plain, durable, app))
     # The ratio of each round's neighbouring measurements, then the median: drift cancels out.
     plain_ratio = statistics.median(x / y for x, y in zip(plain, base, strict=True))
     durable_ratio = statistics.median(x / y for x, y in zip(durable, base, strict=True))
+    app_ratio = statistics.median(x / y for x, y in zip(app, base, strict=True))
     rows = [
         ("two-tool-call run, hand-written litellm", f"{b * 1000:.2f} ms", "", "1.00x", ""),
         (
@@ -148,6 +200,13 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
             "",
             f"{durable_ratio:.2f}x",
             "",
+        ),
+        (
+            "two-tool-call run, application: per-run SQLite session + deps, hooks, guardrail",
+            f"{a * 1000:.2f} ms",
+            "",
+            f"{app_ratio:.2f}x",
+            "<= 1.15x",
         ),
     ]
     agnt5_import, litellm_import = import_time("agnt5"), import_time("litellm")
