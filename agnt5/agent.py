@@ -323,6 +323,7 @@ class Agent(Generic[DepsT, OutputT]):
                 raise tripped
             # The final answer and the run's end are stored in one transaction.
             await run.append(run.final, [_finished(run, agent)])
+            run.started = False  # finished: a failing on_run_end hook is not a failed run
             result = AgentResult(run.output, agent.name, run.messages, run.usage, run.turns, run.run_id)
             await HookChain.of(agent.hooks, hooks).run_end(ctx, agent, result)
             yield FinalResult(result)
@@ -575,7 +576,11 @@ def _handoff_tool_name(agent: Agent[Any, Any]) -> str:
 
 
 def _handoff_schema(agent: Agent[Any, Any]) -> dict[str, Any]:
-    text = agent.instructions if isinstance(agent.instructions, str) else ""
+    """The `transfer_to_<name>` tool; its description quotes the first line of the agent's
+    instructions (their first text part when they are a list)."""
+    given = agent.instructions
+    parts = [given] if isinstance(given, str) or callable(given) else list(given)
+    text = next((p for p in parts if isinstance(p, str)), "")
     about = text.strip().splitlines()[0] if text.strip() else ""
     description = f"Hand the conversation over to the agent {agent.name!r}." + (
         f" It: {about}" if about else ""

@@ -242,3 +242,29 @@ async def test_a_bad_before_tool_call_return_is_a_hook_error() -> None:
 def test_hooks_must_be_run_hooks() -> None:
     with pytest.raises(TypeError, match="RunHooks"):
         Agent("a", hooks=object())  # type: ignore[arg-type]
+
+
+async def test_a_failing_on_run_end_leaves_a_finished_run(mem_store: SqliteStore) -> None:
+    class EndFails(RunHooks[Any]):
+        async def on_run_end(
+            self, ctx: RunContext[Any], agent: Agent[Any, Any], result: AgentResult[Any]
+        ) -> None:
+            raise RuntimeError("metrics down")
+
+    session = Session("s", store=mem_store)
+    with pytest.raises(HookError, match="on_run_end"):
+        await Agent("a", model=ScriptedModel().text("hello")).run("hi", session=session, hooks=EndFails())
+    assert [m["content"] for m in await session.history()] == ["hi", "hello"]
+    types = [e.type for e in await session.events() if e.type != "message_appended"]
+    assert types == ["agent_run_started", "agent_run_finished"]
+
+
+@respx.mock
+async def test_handoff_tool_describes_the_target_from_its_first_text_instructions() -> None:
+    route = respx.post(OPENAI).mock(return_value=openai_chat("hi"))
+    expert = Agent("expert", instructions=[lambda ctx: "dynamic", "Answers billing questions.\nMore."])
+    await Agent("front", handoffs=[expert]).run("hi")
+    (schema,) = sent(route)["tools"]
+    assert schema["function"]["description"] == (
+        "Hand the conversation over to the agent 'expert'. It: Answers billing questions."
+    )
