@@ -302,6 +302,8 @@ class Agent(Generic[DepsT, OutputT]):
             items += [_tool_message(c, a, self.name) for c, (a, _) in zip(pending, answers, strict=True)]
             events += _tool_events(run, self, pending, answers, None)
             items += [(m, {"agent": self.name}) for m in inputs]
+            if self._instructions.static is None:  # a missing state key fails before anything is stored
+                run.rendered = await self._instructions.render(ctx)
             history += await run.append(items, events)
             for call, (answer, _) in zip(pending, answers, strict=True):
                 yield ToolResultEvent(self.name, call.id, call.name, answer.content, answer.is_error)
@@ -448,7 +450,7 @@ class Agent(Generic[DepsT, OutputT]):
         message, without deleting anything (`agnt5.blocks.fit_to_budget`).
         """
         counter = counter_for(model.model)
-        text = self._instructions.static
+        text, run.rendered = self._instructions.static or run.rendered, None
         if text is None:
             text = await self._instructions.render(run.ctx)
         instructions = [{"role": "system", "content": text}] if text else []

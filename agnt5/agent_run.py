@@ -71,6 +71,7 @@ class Run:
     turns: int = 0
     tool_calls: int = 0
     started: bool = False
+    rendered: str | None = None  # the first request's instructions, rendered before the input is stored
     handoff_to: Agent[Any, Any] | None = None
     output: Any = None
     done: bool = False

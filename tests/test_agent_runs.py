@@ -378,10 +378,15 @@ async def test_instructions_render_per_request_and_see_deps(mem_store: SqliteSto
 async def test_a_missing_state_key_fails_before_any_model_call(mem_store: SqliteStore) -> None:
     route = respx.post(OPENAI).mock(return_value=openai_chat("never"))
     agent = Agent("a", instructions="Topic: {research_topic}")
+    session = Session("s", store=mem_store)
     with pytest.raises(InstructionsError) as caught:
-        await agent.run("hi", session=Session("s", store=mem_store))
+        await agent.run("hi", session=session)
     assert caught.value.key == "research_topic"
     assert route.call_count == 0
+    assert await session.history() == []  # nothing stored: the run can simply be retried
+    session.set_state("research_topic", "tides")
+    await agent.run("hi", session=session)
+    assert sent(route)["messages"][0]["content"] == "Topic: tides"
 
 
 # --- histories the run did not write -------------------------------------------------------------
