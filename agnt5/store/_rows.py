@@ -119,7 +119,12 @@ def _encodable(text: str) -> bool:
 
 
 def check_header(header: SessionHeader) -> None:
-    """Refuse, as InvalidInputError, a session header the database could not store."""
+    """Refuse, as InvalidInputError, a session header the database could not store.
+
+    A Session passes the same header object to every append: it is checked once (anything
+    that still fails on the database thread is a typed error there, without the field)."""
+    if _checked_headers.get(header.id) is header:
+        return
     check_text(header.id, "session id")
     if header.app_name is not None:
         check_text(header.app_name, "app_name")
@@ -127,6 +132,12 @@ def check_header(header: SessionHeader) -> None:
         check_text(header.user_id, "user_id")
     encode(header.metadata, "session metadata")
     encode(header.retention, "retention")
+    if len(_checked_headers) >= 10_000:
+        _checked_headers.clear()
+    _checked_headers[header.id] = header
+
+
+_checked_headers: dict[str, SessionHeader] = {}
 
 
 def check_events(events: Sequence[NewEvent]) -> None:

@@ -672,7 +672,6 @@ class PostgresStore:
             check_text(w.owner, "state owner")
             check_text(w.key, "state key")
         check_header(header)
-        check_events(events)
         now = _now()
         args = (
             header.id,
@@ -685,8 +684,8 @@ class PostgresStore:
             [w.scope for w in deletes],
             [w.owner for w in deletes],
             [w.key for w in deletes],
-            [e.type for e in events],
-            [dumps(e.data) for e in events],
+            [check_text(e.type, "event type") for e in events],
+            [encode(e.data, f"{e.type} event data") for e in events],
         )
 
         async def run(conn: asyncpg.Connection) -> None:

@@ -649,16 +649,14 @@ class SqliteStore:
         self, header: SessionHeader, writes: Sequence[StateWrite], events: Sequence[NewEvent]
     ) -> None:
         check_header(header)
-        encoded = _encode_writes(writes)
-        check_events(events)
+        encoded = _encode_writes(writes)  # (a bad event fails typed on the database thread)
         await self._call(lambda conn: _write_state(conn, header, encoded, events))
 
     def write_state_sync(
         self, header: SessionHeader, writes: Sequence[StateWrite], events: Sequence[NewEvent]
     ) -> None:
         check_header(header)
-        encoded = _encode_writes(writes)
-        check_events(events)
+        encoded = _encode_writes(writes)  # (a bad event fails typed on the database thread)
         self._call_sync(lambda conn: _write_state(conn, header, encoded, events))
 
     # events -----------------------------------------------------------------------------------
