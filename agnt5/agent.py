@@ -276,6 +276,8 @@ class Agent(Generic[DepsT, OutputT]):
         hooks: RunHooks[Any] | None,
     ) -> AsyncIterator[RunEvent]:
         inputs = input_messages(input)
+        if hooks is not None and not isinstance(hooks, RunHooks):
+            raise InvalidTypeError(f"hooks must be a RunHooks instance, got {hooks!r}")
         chosen = session if session is not None else self.session
         conversation = chosen if chosen is not None else run_local_session(self.model.model)
         run_id = f"run_{os.urandom(8).hex()}"

@@ -506,3 +506,20 @@ async def test_gemini_request_never_carries_an_unanswered_call(mem_store: Sqlite
     responses = [p for p in parts if {"functionResponse", "function_response"} & set(p)]
     assert len(calls) == 1 and len(responses) == 1
     assert "Rome" not in json.dumps(calls)
+
+
+async def test_a_stream_closed_early_frees_its_run_local_session() -> None:
+    from agnt5 import agent_run
+
+    store = agent_run._run_store()
+    before = len(await store.list_sessions(None, None, 1000, None))
+    stream = Agent("a", model=ScriptedModel().text("one two three")).stream("hi")
+    async for _ in stream:
+        break
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert len(await store.list_sessions(None, None, 1000, None)) == before
+
+
+async def test_run_hooks_must_be_run_hooks() -> None:
+    with pytest.raises(TypeError, match="RunHooks"):
+        await Agent("a", model=ScriptedModel()).run("hi", hooks=object())  # type: ignore[arg-type]
