@@ -60,6 +60,7 @@ class Connection:
         self.dead = False
         self.fault: MCPError | None = None  # why the server broke the connection, when it did
         self.http_status: int | None = None  # the last HTTP error status (streamable HTTP)
+        self.broken_by: BaseException | None = None  # what ended a live connection's transport
         self.errlog: Any = None  # a stdio server's stderr, kept for error messages
         self.owns_errlog = False
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -94,6 +95,9 @@ class Connection:
             if isinstance(exc, MCPError):
                 raise exc from None
             raise
+        if self.fault is not None:  # the server broke the protocol during the handshake
+            await self.close()
+            raise _copy(self.fault)
 
     async def _run(self) -> None:
         import anyio
@@ -144,8 +148,7 @@ class Connection:
             if not self._ready.done():
                 self._ready.set_exception(self.server.start_error(self, unwrap(exc)))
             elif self.fault is None:
-                # The transport failed under a live connection (a lost HTTP server, say).
-                self.fault = self.server.transport_error(self, unwrap(exc), "the connection")
+                self.broken_by = unwrap(exc)  # the transport failed under a live connection
             else:
                 logger.debug("%s: error while disconnecting: %r", self.label, exc)
         finally:
@@ -169,9 +172,8 @@ class Connection:
         if isinstance(message, Exception):
             self.break_with(
                 MCPProtocolError(
-                    f"{self.label} sent a message that is not valid MCP "
-                    f"({type(message).__name__}: {excerpt(message)}); a stdio server must write only "
-                    "MCP messages to stdout (logs go to stderr)",
+                    f"{self.label} sent a message that is not valid MCP ({_problem(message)}); a stdio "
+                    "server must write only MCP messages to stdout (logs go to stderr)",
                     server=self.name,
                 )
             )
@@ -318,11 +320,13 @@ class Connection:
             )
         return self.server.transport_error(self, exc, during)
 
-    def _lost(self, during: str) -> MCPConnectionLostError:
+    def _lost(self, during: str) -> MCPError:
         self.dead = True
         self._closing.set()  # the worker disconnects (and reaps a stdio process) now
-        if self.fault is not None and isinstance(self.fault, MCPConnectionLostError):
-            return _copy(self.fault)
+        if self.broken_by is not None:
+            mapped = self.server.transport_error(self, self.broken_by, during)
+            if mapped is not None:
+                return mapped
         stderr = self.server.stderr_tail(self)
         return MCPConnectionLostError(
             f"{self.label} closed the connection during {during} (it crashed or exited)"
@@ -330,6 +334,18 @@ class Connection:
             server=self.name,
             stderr=stderr,
         )
+
+
+def _problem(exc: Exception) -> str:
+    """What was wrong with a message the SDK could not read, quoting (the start of) the message."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors(include_url=False)[0]
+            return f"{first['msg']}: {excerpt(first.get('input'), 120)!r}"
+        except Exception:
+            pass
+    return f"{type(exc).__name__}: {excerpt(exc)}"
 
 
 def _copy(error: E) -> E:

@@ -101,7 +101,7 @@ class MCPServerStdio(MCPServer):
         words = [Path(self.command).name]
         first = next((a for a in self.args if not a.startswith("-")), None)
         if first:
-            words.append(Path(first).name if os.sep in first else first)
+            words.append(first if first.startswith("@") else Path(first).name)  # npm scopes stay
         return " ".join(words)[:80]
 
     def environment(self) -> dict[str, str]:

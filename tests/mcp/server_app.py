@@ -58,7 +58,9 @@ def build(name: str = "test-server") -> MCPServer:
             Image(data=PIXEL, format="png").to_image_content(),
             EmbeddedResource(
                 type="resource",
-                resource=TextResourceContents(uri="file:///notes.txt", mime_type="text/plain", text="pixel notes"),
+                resource=TextResourceContents(
+                    uri="file:///notes.txt", mime_type="text/plain", text="pixel notes"
+                ),
             ),
             ResourceLink(type="resource_link", name="big.csv", uri="file:///big.csv", mime_type="text/csv"),
         ]
@@ -98,7 +100,7 @@ def build(name: str = "test-server") -> MCPServer:
     @app.tool()
     def crash() -> str:
         """Kill the server process mid-call."""
-        print("crashing on purpose", file=sys.stderr, flush=True)
+        print(f"crashing on purpose (greeting={os.environ.get('GREETING')})", file=sys.stderr, flush=True)
         os._exit(7)
 
     return app
