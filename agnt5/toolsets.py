@@ -10,8 +10,8 @@ its results or none).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agnt5.errors import ToolNameClashError
@@ -44,13 +44,22 @@ def is_tool_source(value: object) -> bool:
     return isinstance(value, ToolSource)
 
 
-@asynccontextmanager
-async def open_sources(sources: Iterable[ToolSource]) -> AsyncIterator[None]:
-    """Enter every source for one run; they are left (in reverse order) when the run ends."""
-    async with AsyncExitStack() as stack:
+class RunSources:
+    """The tool sources one run has entered (each once, whichever agent of the run uses it),
+    left together, in reverse order, when the run ends."""
+
+    def __init__(self) -> None:
+        self._stack = AsyncExitStack()
+        self._entered: set[int] = set()
+
+    async def enter(self, sources: Iterable[ToolSource]) -> None:
         for source in sources:
-            await stack.enter_async_context(source)
-        yield
+            if id(source) not in self._entered:
+                await self._stack.enter_async_context(source)
+                self._entered.add(id(source))
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
 
 
 async def list_all(
@@ -58,7 +67,10 @@ async def list_all(
 ) -> list[Tool]:
     """The tools of every source (listed concurrently). `taken` maps the names already in use
     (the agent's own tools, handoffs) to who owns them; a clash raises ToolNameClashError."""
-    listed = await asyncio.gather(*(source.list_tools(ctx) for source in sources))
+    if len(sources) == 1:
+        listed = [await sources[0].list_tools(ctx)]
+    else:
+        listed = list(await asyncio.gather(*(source.list_tools(ctx) for source in sources)))
     owners = dict(taken)
     tools: list[Tool] = []
     for source, found in zip(sources, listed, strict=True):
@@ -76,4 +88,4 @@ async def list_all(
     return tools
 
 
-__all__ = ["ToolSource", "is_tool_source", "list_all", "open_sources"]
+__all__ = ["RunSources", "ToolSource", "is_tool_source", "list_all"]

@@ -36,6 +36,15 @@ def build(name: str = "test-server") -> MCPServer:
         return a + b
 
     @app.tool()
+    def get_weather(city: str) -> str:
+        """Current weather of a city (the same tool as benchmarks/agent_overhead.py's local one).
+
+        Args:
+            city: The city name.
+        """
+        return f"sunny in {city}"
+
+    @app.tool()
     def echo(text: str) -> str:
         """Say the text back."""
         return text
