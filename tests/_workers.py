@@ -194,7 +194,9 @@ def race(
 
 def runs(sequence: Sequence[Any]) -> dict[Any, int]:
     """How many separate runs of consecutive equal items each item value forms: 1 means all of
-    that value came in one block, with nothing of another value in between."""
+    that value came in one block, with nothing of another value in between. Writers whose items
+    came one block after another have 1 run each: a total above the number of writers means
+    some writer's items were split by another's, so they overlapped."""
     counts: dict[Any, int] = {}
     for i, item in enumerate(sequence):
         if i == 0 or sequence[i - 1] != item:

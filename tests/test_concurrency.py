@@ -96,10 +96,15 @@ async def test_concurrent_appends_with_state_writes_and_reads(store: Store) -> N
 
 
 def each_writer_interleaved(writers: Sequence[Any]) -> None:
-    """The writers overlapped: every writer's items are split by another writer's at least once
-    (not one writer's block, then the next one's)."""
+    """The writers overlapped: their items interleave, not one writer's block, then the next one's.
+
+    Not every writer need be split: on SQLite the writers waiting for the file lock back off
+    (sleeps of up to 100 ms) while the holder may finish all its appends, so one writer's items
+    can land in one block although every writer was running."""
     counts = _workers.runs(writers)
-    assert len(counts) > 1 and min(counts.values()) >= 2, f"writers did not interleave: runs {counts}"
+    assert len(counts) > 1 and sum(counts.values()) > len(counts), (
+        f"writers did not interleave: runs {counts}"
+    )
 
 
 def writer_of(history: list[Any]) -> list[str]:
