@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import json
 import os
@@ -306,7 +307,7 @@ class Agent(Generic[DepsT, OutputT]):
             items += [(m, {"agent": self.name}) for m in inputs]
             if self._instructions.static is None:  # a missing state key fails before anything is stored
                 run.rendered = await self._instructions.render(ctx)
-            history += await run.append(items, events)
+            history += run.append_soon(items, events)  # stored while the first request is in flight
             for call, (answer, _) in zip(pending, answers, strict=True):
                 yield ToolResultEvent(self.name, call.id, call.name, answer.content, answer.is_error)
             while True:
@@ -332,13 +333,15 @@ class Agent(Generic[DepsT, OutputT]):
             await HookChain.of(agent.hooks, hooks).run_end(ctx, agent, result)
             yield FinalResult(result)
         except BaseException as exc:
+            if not isinstance(exc, GeneratorExit):
+                await _record_failure(run, agent, exc)  # after the step being stored, if any
             if isinstance(exc, UsageLimitExceeded) and exc.partial is None:
                 exc.partial = _partial(run, agent)
-            if not isinstance(exc, GeneratorExit):
-                await _record_failure(run, agent, exc)
             raise
         finally:
             conversation.clear_temp()
+            with contextlib.suppress(Exception):
+                await run.settle()  # a step still being stored (its error, if any, was raised above)
             if not run.durable:
                 await discard(conversation)
 
@@ -380,6 +383,7 @@ class Agent(Generic[DepsT, OutputT]):
                 )
             assert response is not None
             run.add_usage(response.usage)
+            await run.settle()  # the previous step is stored before this response is acted on
             if chain:
                 await chain.model_response(ctx, self, response)
             if run.limits is not None:
@@ -398,8 +402,7 @@ class Agent(Generic[DepsT, OutputT]):
                     _tool_message(call, result, self.name)
                     for call, (result, _) in zip(calls, results, strict=True)
                 ]
-                stored = await run.append(items, _tool_events(run, self, calls, results, target))
-                history.extend(stored)
+                history += run.append_soon(items, _tool_events(run, self, calls, results, target))
                 for call, (result, _) in zip(calls, results, strict=True):
                     yield ToolResultEvent(self.name, call.id, call.name, result.content, result.is_error)
                 if final is not None:
@@ -465,6 +468,7 @@ class Agent(Generic[DepsT, OutputT]):
         if own + sum(count(m) for m in history) > budget and run.durable:
             from agnt5.pruning import prune_to_fit
 
+            await run.settle()
             pruned = await prune_to_fit(run.session, budget - own, model=model)
             if pruned is not None and pruned.changed:
                 history = await run.read()

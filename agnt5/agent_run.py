@@ -8,6 +8,7 @@ the result). Nothing run-specific is ever stored on an Agent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agnt5.errors import InvalidTypeError
+from agnt5.messages import validate_message
 from agnt5.run_context import RunContext
 from agnt5.store.base import NewEvent
 from agnt5.usage import Usage, UsageLimits
@@ -77,6 +79,8 @@ class Run:
     done: bool = False
     final: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = field(default_factory=list)
 
+    writing: asyncio.Future[None] | None = None  # the step being stored while the model works
+
     def event(self, type: str, **data: Any) -> NewEvent:
         return NewEvent(type, {"run_id": self.run_id, **data})
 
@@ -86,17 +90,47 @@ class Run:
         self.ctx.usage = self.usage
 
     async def read(self) -> list[dict[str, Any]]:
+        await self.settle()
         return list(await self.session.history())
+
+    def append_soon(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        events: Sequence[NewEvent] = (),
+    ) -> list[dict[str, Any]]:
+        """Start storing a step (messages and audit events, one transaction) and return its
+        messages, validated, for the next prompt. The write overlaps the next model request and
+        is awaited as soon as the response arrives (`settle`), before anything else happens;
+        invalid messages raise here, before any request is sent."""
+        validated = [validate_message(message) for message, _ in items]
+        if items or (events and self.durable):
+            self.writing = asyncio.ensure_future(self._write(self.writing, items, events))
+        return validated
+
+    async def _write(
+        self,
+        before: asyncio.Future[None] | None,
+        items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        events: Sequence[NewEvent],
+    ) -> None:
+        if before is not None:
+            await before
+        self.messages.extend(await self.session._append(items, events if self.durable else ()))
+
+    async def settle(self) -> None:
+        """Wait for the step being stored (shielded: a cancelled run still stores it whole)."""
+        writing, self.writing = self.writing, None
+        if writing is not None:
+            await asyncio.shield(writing)
 
     async def append(
         self,
         items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
         events: Sequence[NewEvent] = (),
     ) -> list[dict[str, Any]]:
-        """Store messages and (on an application's session) audit events in one transaction.
-
-        Shielded: once the model has answered, its message and tool results are stored whole.
-        """
+        """Store messages and (on an application's session) audit events in one transaction,
+        after any step still being stored. Shielded: an answer is stored whole."""
+        await self.settle()
         stored: list[dict[str, Any]] = list(
             await asyncio.shield(self.session._append(items, events if self.durable else ()))
         )
@@ -104,7 +138,10 @@ class Run:
         return stored
 
     async def audit(self, events: Sequence[NewEvent]) -> None:
-        """Record audit events on an application's session (a no-op on a run-local one)."""
+        """Record audit events on an application's session (a no-op on a run-local one), after
+        any step still being stored (whose failure is the run's error, reported elsewhere)."""
+        with contextlib.suppress(Exception):
+            await self.settle()
         if self.durable and events:
             await asyncio.shield(self.session._append([], events))
 
