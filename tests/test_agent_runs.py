@@ -523,3 +523,36 @@ async def test_a_stream_closed_early_frees_its_run_local_session() -> None:
 async def test_run_hooks_must_be_run_hooks() -> None:
     with pytest.raises(TypeError, match="RunHooks"):
         await Agent("a", model=ScriptedModel()).run("hi", hooks=object())  # type: ignore[arg-type]
+
+
+@respx.mock
+async def test_invalid_input_is_refused_before_any_request(mem_store: SqliteStore) -> None:
+    from agnt5.errors import MessageValidationError
+
+    route = respx.post(OPENAI).mock(return_value=openai_chat("never"))
+    session = Session("s", store=mem_store)
+    with pytest.raises(MessageValidationError):
+        await Agent("a").run({"role": "wizard", "content": "hi"}, session=session)
+    assert route.call_count == 0 and await session.history() == []
+
+
+async def test_a_step_that_fails_to_store_stops_the_run_before_the_next_response_is_used(
+    mem_store: SqliteStore,
+) -> None:
+    from agnt5.errors import StoreError
+
+    session = Session("s", store=mem_store)
+    real_append = session._append
+
+    async def failing_tool_steps(items: Any, events: Any) -> Any:
+        if any(message.get("role") == "tool" for message, _ in items):
+            raise StoreError("disk full")
+        return await real_append(items, events)
+
+    session._append = failing_tool_steps  # type: ignore[method-assign]
+    model = ScriptedModel().tool_call("search", {"query": "x"}).text("never stored")
+    with pytest.raises(StoreError, match="disk full"):
+        await Agent("a", model=model, tools=[search]).run("go", session=session)
+    # The step's write overlapped the next request; its response was not acted on or stored.
+    assert len(model.calls) == 2
+    assert [m["role"] for m in await session.history()] == ["user"]
