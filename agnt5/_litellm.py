@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-from agnt5 import errors, tokens
+from agnt5 import _otel_models, errors, tokens
 
 NETWORK_ENV = "AGNT5_DISABLE_NETWORK"
 RETRY_BASE_DELAY = 0.5
@@ -247,6 +247,7 @@ async def _call_with_retries(function: str, num_retries: int, kwargs: dict[str, 
             if attempt >= num_retries or not is_retryable(mapped):
                 raise mapped from exc
             delay = backoff_delay(attempt, exc)
+            _otel_models.retrying(attempt + 1, mapped, delay)
         finally:
             _answers.reset(token)
         await _sleep(delay)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from agnt5 import _litellm
+from agnt5 import _litellm, tracing
 from agnt5.config import default_store
 from agnt5.errors import EmbeddingError, InvalidInputError, InvalidTypeError, ModelError, StoreError
 from agnt5.memory import (
@@ -309,9 +309,11 @@ class VectorMemoryService:
         if self.dimensions is not None:
             kwargs["dimensions"] = self.dimensions
         try:
-            response = await _litellm.aembedding(
-                model=self.embedding_model, input=list(batch), num_retries=self.num_retries, **kwargs
-            )
+            with tracing.embeddings_call(self.embedding_model, len(batch), self.dimensions, kwargs) as call:
+                response = await _litellm.aembedding(
+                    model=self.embedding_model, input=list(batch), num_retries=self.num_retries, **kwargs
+                )
+                call.embedded(response)
         except ModelError as exc:
             raise EmbeddingError(
                 f"embedding {len(batch)} text(s) with {self.embedding_model} failed: {exc} "

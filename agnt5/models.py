@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from agnt5 import _litellm, errors, tokens
+from agnt5 import _litellm, errors, tokens, tracing
 from agnt5.messages import to_provider_messages
 from agnt5.providers import ProviderProfile, profile_for
 from agnt5.usage import Usage as Usage  # re-exported: Usage lived here first
@@ -207,13 +207,15 @@ class LanguageModel:
     ) -> ModelResponse:
         """One completion. `tools` are `Tool`s or OpenAI tool dicts; `response_format` a dict or pydantic model."""
         request = self._request(messages, tools, tool_choice, response_format)
-        raw = await _litellm.acompletion(num_retries=self.num_retries, **request)
-        try:
-            return _parse_response(raw, self.model, lambda: _prompt_tokens(request, self.model))
-        except errors.ModelError:
-            raise
-        except Exception as exc:
-            raise _litellm.map_exception(exc, self.model, answered=True) from exc
+        with tracing.model_call(self, request) as call:
+            raw = await _litellm.acompletion(num_retries=self.num_retries, **request)
+            try:
+                response = _parse_response(raw, self.model, lambda: _prompt_tokens(request, self.model))
+            except errors.ModelError:
+                raise
+            except Exception as exc:
+                raise _litellm.map_exception(exc, self.model, answered=True) from exc
+            return call.done(response)
 
     async def stream(
         self,
@@ -230,13 +232,17 @@ class LanguageModel:
         request["stream"] = True
         # litellm never forwards this where unsupported; it tells its stream wrapper to report usage.
         request.setdefault("stream_options", {"include_usage": True})
-        raw_stream = await _litellm.acompletion(num_retries=self.num_retries, **request)
-        assembler = _StreamAssembler(self.model)
-        async for chunk in _litellm.iterate_stream(raw_stream, self.model):
-            for event in assembler.feed(chunk):
-                yield event
-        reported = _litellm.stream_usage_reported(raw_stream)
-        yield ResponseComplete(assembler.finish(reported, lambda: _prompt_tokens(request, self.model)))
+        with tracing.model_call(self, request, stream=True) as call:  # never current across a yield
+            with call.attached():
+                raw_stream = await _litellm.acompletion(num_retries=self.num_retries, **request)
+            assembler = _StreamAssembler(self.model)
+            async for chunk in _litellm.iterate_stream(raw_stream, self.model):
+                call.chunk()
+                for event in assembler.feed(chunk):
+                    yield event
+            reported = _litellm.stream_usage_reported(raw_stream)
+            response = call.done(assembler.finish(reported, lambda: _prompt_tokens(request, self.model)))
+        yield ResponseComplete(response)
 
     # -- tokens and limits --
 

@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from agnt5 import tracing
 from agnt5.errors import ImmutableSessionError, StrategyError
 from agnt5.store.base import NewEvent, NewMessage, PruneWrite
 from agnt5.strategies.base import Budget, PrunePlan, PruneStrategy, SessionView, require_positive
@@ -114,6 +115,7 @@ def _lock(session: Session) -> asyncio.Lock:
     return lock
 
 
+@tracing.traced_prune
 async def prune(
     session: Session,
     strategy: str | PruneStrategy | None = None,

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from agnt5 import tracing
 from agnt5.config import default_model, default_store
 from agnt5.errors import (
     ImmutableSessionError,
@@ -316,6 +317,7 @@ class Session:
         meta = ensure_metadata(metadata)
         return await self._append([(m, meta) for m in messages], ())
 
+    @tracing.traced_session("append")
     async def _append(
         self,
         items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
@@ -347,6 +349,7 @@ class Session:
             await auto_prune(self, out[-1].seq)  # never raises: failures are logged and recorded
         return out
 
+    @tracing.traced_session("history")
     async def history(
         self, limit: int | None = None, *, include_pruned: bool = False
     ) -> builtins.list[Message]:
@@ -451,6 +454,7 @@ class Session:
         """Remove one key of one scope's state (no error if it is not set)."""
         self._write_state(key, scope, None, delete=True)
 
+    @tracing.traced_session("set_state")
     def _write_state(self, key: str, scope: str, value: Any, *, delete: bool) -> None:
         check_name(key, "state key")
         if not delete:
