@@ -556,3 +556,25 @@ async def test_a_step_that_fails_to_store_stops_the_run_before_the_next_response
     # The step's write overlapped the next request; its response was not acted on or stored.
     assert len(model.calls) == 2
     assert [m["role"] for m in await session.history()] == ["user"]
+
+
+async def test_override_with_function_and_test_models() -> None:
+    from agnt5.testing import FunctionModel, TestModel
+
+    agent = Agent("a", instructions="Help {temp:who?}.", tools=[whoami], deps_type=Deps)
+
+    def reply(messages: list[dict[str, Any]], info: Any) -> Any:
+        if messages[-1]["role"] == "tool":
+            return f"tool said: {messages[-1]['content']}"
+        return FunctionModel.tool_call("whoami", {"topic": messages[-1]["content"]})
+
+    with agent.override(model=FunctionModel(reply), deps=Deps("fake", [])):
+        result = await agent.run("billing")
+    assert result.output == "tool said: caller=fake topic=billing"
+
+    test_model = TestModel()
+    deps = Deps("tm", [])
+    with agent.override(model=test_model):
+        result = await agent.run("anything", deps=deps)
+    assert deps.lookups and "caller=tm" in result.output
+    assert test_model.requests[0].tools == ["whoami"]
