@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agnt5 import _otel
@@ -45,10 +45,10 @@ class ModelCall:
     """
 
     __slots__ = (
+        "_api_key",
         "_attach",
         "_ctx",
         "_first",
-        "_hidden",
         "_metric_attrs",
         "_metrics",
         "_span",
@@ -61,14 +61,14 @@ class ModelCall:
         span: Span | None,
         metrics: _otel.Instruments | None,
         metric_attrs: dict[str, Any],
-        hidden: Sequence[str],
+        api_key: Any,
         attach: bool,
         info: _otel.RunInfo | None = None,
     ) -> None:
         self._span = span
         self._metrics = metrics
         self._metric_attrs = metric_attrs
-        self._hidden = hidden
+        self._api_key = api_key  # scrubbed from error text (secrets are gathered only on failure)
         self._attach = attach
         self._ctx: Context | None = _otel.context_with(span, info) if span is not None else None
         self._token: Token[Context] | None = None
@@ -100,7 +100,7 @@ class ModelCall:
             self._metrics.duration.record(time.perf_counter() - self._start, attrs)
         if self._span is not None:
             if failed is not None:
-                _otel.fail(self._span, failed, self._hidden)
+                _otel.fail(self._span, failed, content.secrets(self._api_key))
             self._span.end()
 
     def attached(self) -> _Attached:
@@ -186,7 +186,7 @@ class _Attached:
             self._token = None
 
 
-NO_CALL = ModelCall(None, None, {}, (), False)
+NO_CALL = ModelCall(None, None, {}, None, False)
 """What `model_call` returns when nothing is recorded (stateless, shared)."""
 
 
@@ -252,8 +252,7 @@ def model_call(model: LanguageModel, request: Mapping[str, Any], *, stream: bool
             if request.get("tools"):
                 attrs["gen_ai.tool.definitions"] = content.tool_definitions(request["tools"])
         span = _otel.start(tracer, f"chat {name}", attrs, "CLIENT")
-    hidden = content.secrets(model.params.get("api_key"))
-    return ModelCall(span, metrics, base, hidden, not stream, info)
+    return ModelCall(span, metrics, base, model.params.get("api_key"), not stream, info)
 
 
 def embeddings_call(model: str, inputs: int, dimensions: int | None, params: Mapping[str, Any]) -> ModelCall:
@@ -275,7 +274,7 @@ def embeddings_call(model: str, inputs: int, dimensions: int | None, params: Map
             attrs["gen_ai.embeddings.dimension.count"] = dimensions
         _otel.add_run_attributes(attrs, info)
         span = _otel.start(tracer, f"embeddings {model}", attrs, "CLIENT")
-    return ModelCall(span, metrics, base, content.secrets(params.get("api_key")), True, info)
+    return ModelCall(span, metrics, base, params.get("api_key"), True, info)
 
 
 def retrying(attempt: int, error: BaseException, delay: float) -> None:

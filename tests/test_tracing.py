@@ -294,11 +294,13 @@ async def test_abandoned_stream_ends_its_span_without_error(otel: Otel) -> None:
 
 async def test_memory_embeddings_are_spans_and_token_metrics(otel: Otel, tmp_path: Any) -> None:
     fake = FakeEmbeddings(dim=8)
+    store = SqliteStore(str(tmp_path / "m.db"))
     with respx.mock() as router:
         router.post(EMBEDDINGS_URL).mock(side_effect=fake)
-        memory = Memory(VectorMemoryService(store=SqliteStore(str(tmp_path / "m.db")), dimensions=8))
+        memory = Memory(VectorMemoryService(store=store, dimensions=8))
         await memory.store("allergies", "Penicillin")
         await memory.search("penicillin?")
+    await store.close()
     first, second = otel.named("embeddings text-embedding-3-small")
     assert first.kind is SpanKind.CLIENT
     assert dict(first.attributes or {}) == {
