@@ -35,7 +35,7 @@ from agnt5.agent_events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from agnt5.agent_run import Run, discard, gather_or_cancel, input_messages, run_local_session
+from agnt5.agent_run import Run, gather_or_cancel, input_messages, run_local_session
 from agnt5.blocks import fit_to_budget
 from agnt5.errors import (
     GuardrailTripped,
@@ -342,8 +342,6 @@ class Agent(Generic[DepsT, OutputT]):
             conversation.clear_temp()
             with contextlib.suppress(Exception):
                 await run.settle()  # a step still being stored (its error, if any, was raised above)
-            if not run.durable:
-                await discard(conversation)
 
     async def _turns(self, run: Run, stream: bool, history: list[dict[str, Any]]) -> AsyncIterator[RunEvent]:
         """Model calls of this agent until it answers, hands off, or runs out of turns."""

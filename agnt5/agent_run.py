@@ -1,8 +1,8 @@
 """The state of one agent run, kept apart from the Agent (a definition shared by any number of runs).
 
 A run writes to its session: the one given to `run(session=...)`, else the agent's own, else a
-fresh session on a process-wide in-memory store, deleted when the run ends (its messages stay on
-the result). Nothing run-specific is ever stored on an Agent.
+fresh session kept in process memory for that run alone (`agnt5.run_store`). Nothing
+run-specific is ever stored on an Agent.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,37 +24,19 @@ if TYPE_CHECKING:
     from agnt5.agent import Agent
     from agnt5.hooks import RunHooks
     from agnt5.session import Session
-    from agnt5.store.sqlite import SqliteStore
 
 T = TypeVar("T")
 
-_store_lock = threading.Lock()
-_store: SqliteStore | None = None
-
-
-def _run_store() -> SqliteStore:
-    """The in-memory store of run-local sessions (one per process; never the user's database)."""
-    global _store
-    with _store_lock:
-        if _store is None:
-            from agnt5.store.sqlite import SqliteStore
-
-            _store = SqliteStore(":memory:")
-        return _store
-
 
 def run_local_session(model: str) -> Session:
-    """A fresh session for one run that was given none (in memory, deleted at the run's end)."""
+    """A fresh session for one run that was given none: in process memory, on a RunStore of its
+    own (no database, nothing to delete: it goes when the run's objects go)."""
+    from agnt5.run_store import RunStore
     from agnt5.session import Session
 
-    session = Session(f"run-{os.urandom(12).hex()}", store=_run_store(), model=model)
+    session = Session(f"run-{os.urandom(12).hex()}", store=RunStore(), model=model)
     session._header = session._merge(None)  # new by construction: no need to ask the store
     return session
-
-
-async def discard(session: Session) -> None:
-    """Delete a run-local session (shielded: a cancelled run still frees its memory)."""
-    await asyncio.shield(session.store.delete_session(session.id))
 
 
 @dataclass
@@ -181,4 +162,4 @@ def input_messages(
     )
 
 
-__all__ = ["Run", "discard", "gather_or_cancel", "input_messages", "run_local_session"]
+__all__ = ["Run", "gather_or_cancel", "input_messages", "run_local_session"]
