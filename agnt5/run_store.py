@@ -8,7 +8,6 @@ work as on the durable stores; pruning, Entity and Memory need a real store and 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -108,7 +107,7 @@ class RunStore:
 
     def _event(self, type: str, data: Mapping[str, Any]) -> int:
         self._event_id += 1
-        self._events.append((self._event_id, type, now(), copy.deepcopy(dict(data))))
+        self._events.append((self._event_id, type, now(), _clone(dict(data))))
         return self._event_id
 
     async def append_messages(
@@ -119,7 +118,7 @@ class RunStore:
         seq = max((m.seq for m in self._messages[-1:] + self._pruned[-1:]), default=-1) + 1
         for offset, entry in enumerate(entries):
             entry.seq = seq + offset
-            self._messages.append(copy.deepcopy(entry))
+            self._messages.append(_copy_message(entry))
             self._event("message_appended", appended_event_data(entry))
         for event in events:
             self._event(event.type, event.data)
@@ -132,7 +131,7 @@ class RunStore:
             sorted(self._messages + self._pruned, key=lambda m: m.seq) if include_pruned else self._messages
         )
         chosen = merged if limit is None else merged[-limit:] if limit else []
-        return [copy.deepcopy(m) for m in chosen]
+        return [_copy_message(m) for m in chosen]
 
     async def read_messages(self, session_id: str, limit: int | None, include_pruned: bool) -> list[Message]:
         return self.read_messages_sync(session_id, limit, include_pruned)
@@ -155,10 +154,10 @@ class RunStore:
 
     def get_state_value_sync(self, scope: str, owner: str, key: str) -> tuple[bool, Any]:
         values = self._state.get((scope, owner), {})
-        return (True, copy.deepcopy(values[key])) if key in values else (False, None)
+        return (True, _clone(values[key])) if key in values else (False, None)
 
     def get_state_sync(self, scope: str, owner: str) -> dict[str, Any]:
-        return copy.deepcopy(self._state.get((scope, owner), {}))
+        return {key: _clone(value) for key, value in self._state.get((scope, owner), {}).items()}
 
     def write_state_sync(
         self, header: SessionHeader, writes: Sequence[StateWrite], events: Sequence[NewEvent]
@@ -169,7 +168,7 @@ class RunStore:
             if write.delete:
                 values.pop(write.key, None)
             else:
-                values[write.key] = copy.deepcopy(write.value)
+                values[write.key] = _clone(write.value)
         for event in events:
             self._event(event.type, event.data)
 
@@ -193,7 +192,7 @@ class RunStore:
         if limit is not None:
             chosen = chosen[:limit]
         return [
-            Event(i, session_id, type, datetime.fromtimestamp(t, UTC), copy.deepcopy(data))
+            Event(i, session_id, type, datetime.fromtimestamp(t, UTC), _clone(data))
             for i, type, t, data in chosen
         ]
 
@@ -257,6 +256,19 @@ class RunStore:
 
     async def memory_vectors(self, namespace: str) -> MemoryVectors:
         self._unavailable("Memory")
+
+
+def _clone(value: Any) -> Any:
+    """A copy of JSON data (dicts, lists, scalars), as reading it back from a database gives."""
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
+
+
+def _copy_message(message: Message) -> Message:
+    return Message(_clone(dict(message)), seq=message.seq, tokens=message.tokens, pruned=message.pruned)
 
 
 def _without_content(message: Message) -> dict[str, Any]:
