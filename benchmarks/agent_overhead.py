@@ -168,22 +168,27 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
         result = await app_agent.run("Weather in Paris and Tokyo?", session=session, deps=Deps("u"))
         return str(result.output)
 
+    async def agnt5_app_local() -> str:
+        result = await app_agent.run("Weather in Paris and Tokyo?", deps=Deps("u"))
+        return str(result.output)
+
+    sides = (hand_written, agnt5_plain, agnt5_session, agnt5_app_local, agnt5_app)
     with respx.mock:
         respx.post(URL).mock(side_effect=responder)
-        for fn in (hand_written, agnt5_plain, agnt5_session, agnt5_app):  # warm up clients and caches
+        for fn in sides:  # warm up litellm's clients and caches
             assert await fn() == "Sunny in both."
-        base, plain, durable, app = [], [], [], []
+        times: list[list[float]] = [[] for _ in sides]
         for _ in range(rounds):  # interleaved, so all see the same machine state
-            base.append(await timed(hand_written, runs))
-            plain.append(await timed(agnt5_plain, runs))
-            durable.append(await timed(agnt5_session, runs))
-            app.append(await timed(agnt5_app, runs))
+            for fn, measured in zip(sides, times, strict=True):
+                measured.append(await timed(fn, runs))
     await store.close()
     assert hooks.requests == hooks.tool_calls > 0  # the hooks ran (two requests, two calls a run)
-    b, p, d, a = (statistics.median(x) for x in (base, plain, durable, app))
+    base, plain, durable, app_local, app = times
+    b, p, d, al, a = (statistics.median(x) for x in times)
     # The ratio of each round's neighbouring measurements, then the median: drift cancels out.
     plain_ratio = statistics.median(x / y for x, y in zip(plain, base, strict=True))
     durable_ratio = statistics.median(x / y for x, y in zip(durable, base, strict=True))
+    app_local_ratio = statistics.median(x / y for x, y in zip(app_local, base, strict=True))
     app_ratio = statistics.median(x / y for x, y in zip(app, base, strict=True))
     rows = [
         ("two-tool-call run, hand-written litellm", f"{b * 1000:.2f} ms", "", "1.00x", ""),
@@ -200,6 +205,13 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
             "",
             f"{durable_ratio:.2f}x",
             "",
+        ),
+        (
+            "two-tool-call run, application: deps, hooks, guardrail (run-local session)",
+            f"{al * 1000:.2f} ms",
+            "",
+            f"{app_local_ratio:.2f}x",
+            "<= 1.15x",
         ),
         (
             "two-tool-call run, application: per-run SQLite session + deps, hooks, guardrail",
