@@ -585,7 +585,7 @@ def _handoff_schema(agent: Agent[Any, Any]) -> dict[str, Any]:
     """The `transfer_to_<name>` tool; its description quotes the first line of the agent's
     instructions (their first text part when they are a list)."""
     given = agent.instructions
-    parts = [given] if isinstance(given, str) or callable(given) else list(given)
+    parts = list(given) if isinstance(given, Sequence) and not isinstance(given, str) else [given]
     text = next((p for p in parts if isinstance(p, str)), "")
     about = text.strip().splitlines()[0] if text.strip() else ""
     description = f"Hand the conversation over to the agent {agent.name!r}." + (
