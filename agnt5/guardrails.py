@@ -46,6 +46,12 @@ class Guardrail(Generic[DepsT]):
     function: GuardrailFunction[DepsT]
     name: str = ""
 
+    def __post_init__(self) -> None:
+        if not callable(self.function):
+            raise InvalidTypeError(
+                f"a guardrail is a function (ctx, value) -> bool | GuardrailResult, got {self.function!r}"
+            )
+
     async def check(self, ctx: RunContext[DepsT], value: Any) -> GuardrailResult:
         """Run the function and normalise its answer. A sync function runs inline on the event
         loop (keep it cheap, like a regex; write an async one for I/O such as a moderation call)."""

@@ -16,10 +16,22 @@ from typing import Any
 import pytest
 
 import agnt5
-from agnt5 import Agent, Entity, LanguageModel, Memory, Session, count_tokens, to_provider_messages, tool
+from agnt5 import (
+    Agent,
+    Entity,
+    Guardrail,
+    LanguageModel,
+    Memory,
+    Session,
+    UsageLimits,
+    count_tokens,
+    to_provider_messages,
+    tool,
+)
 from agnt5.errors import Agnt5Error, InputTooLargeError, InvalidInputError, InvalidTypeError
 from agnt5.memory_keyword import InMemoryMemoryService
 from agnt5.store import Store
+from agnt5.testing import FunctionModel
 
 SURROGATE = "x\ud800"
 DEEP: Any = []
@@ -39,6 +51,16 @@ Case = tuple[str, Callable[[Store], Any]]
 
 def _session(store: Store, **kwargs: Any) -> Session:
     return Session(id="bad-input", user_id="u", app_name="app", store=store, **kwargs)
+
+
+def _agent(instructions: str = "") -> Agent[None, str]:
+    return Agent("a", instructions=instructions, model=FunctionModel(lambda messages, info: "hi"))
+
+
+async def _pop_immutable(store: Store) -> Any:
+    session = Session(id="immutable", retention={"immutable": True}, store=store)
+    await session.send_message(_msg("kept"))
+    return await session.pop()
 
 
 def _msg(content: Any) -> dict[str, Any]:
@@ -169,6 +191,23 @@ CASES: list[Case] = [
     ("Agent.run(input=5)", lambda s: Agent("a").run(5)),  # type: ignore[arg-type]
     ("Agent.run([str])", lambda s: Agent("a").run(["hi"])),  # type: ignore[list-item]
     ("tool(non-callable)", lambda s: tool(5)),  # type: ignore[call-overload]
+    ("Agent(instructions=5)", lambda s: Agent("a", instructions=5)),  # type: ignore[arg-type]
+    ("Agent(hooks=5)", lambda s: Agent("a", hooks=5)),  # type: ignore[arg-type]
+    ("Agent(handoffs=[5])", lambda s: Agent("a", handoffs=[5])),  # type: ignore[list-item]
+    ("Agent(session=5)", lambda s: Agent("a", session=5)),  # type: ignore[arg-type]
+    ("Agent(input_guardrails=[5])", lambda s: Agent("a", input_guardrails=[5])),  # type: ignore[list-item]
+    ("Guardrail(5)", lambda s: Guardrail(5)),  # type: ignore[arg-type]
+    ("UsageLimits(requests=-1)", lambda s: UsageLimits(requests=-1)),
+    ("UsageLimits(cost='x')", lambda s: UsageLimits(cost="x")),  # type: ignore[arg-type]
+    ("run(usage_limits='x')", lambda s: _agent().run("x", usage_limits="x")),  # type: ignore[arg-type]
+    ("run(hooks=5)", lambda s: _agent().run("x", hooks=5)),  # type: ignore[arg-type]
+    ("run(session=5)", lambda s: _agent().run("x", session=5)),  # type: ignore[arg-type]
+    ("run(missing state key)", lambda s: _agent("Topic: {topic}").run("x", session=_session(s))),
+    ("FunctionModel(5)", lambda s: FunctionModel(5)),  # type: ignore[arg-type]
+    ("override(model=5)", lambda s: _agent().override(model=5).__enter__()),  # type: ignore[arg-type]
+    ("pop() on immutable", lambda s: _pop_immutable(s)),
+    ("rewind(to=5)", lambda s: _session(s).rewind(5)),  # type: ignore[arg-type]
+    ("rewind(to=unknown id)", lambda s: _session(s).rewind("msg_nope")),
     ("LanguageModel(model=5)", lambda s: LanguageModel(5)),  # type: ignore[arg-type]
     # module functions
     ("to_provider_messages('hello')", lambda s: to_provider_messages("hello")),
