@@ -56,6 +56,7 @@ from agnt5.run_context import DepsT, RunContext
 from agnt5.store.base import NewEvent
 from agnt5.tokens import REPLY_PRIMER_TOKENS, counter_for
 from agnt5.tools import Tool, ToolResult, as_tool
+from agnt5.toolsets import RunSources, ToolSource, is_tool_source, list_all
 from agnt5.usage import UsageLimits
 
 if TYPE_CHECKING:
@@ -178,7 +179,10 @@ class Agent(Generic[DepsT, OutputT]):
         self.model = model if isinstance(model, LanguageModel) else LanguageModel(model)
         self.instructions = instructions
         self._instructions = compile_instructions(instructions)
-        self.tools: list[Tool] = [as_tool(t) for t in _flatten(tools)]
+        given = list(_flatten(tools))
+        # Tool sources (MCP servers) are listed at every turn of a run; the rest are Tools.
+        self.tool_sources: list[ToolSource] = [t for t in given if is_tool_source(t)]
+        self.tools: list[Tool] = [as_tool(t) for t in given if not is_tool_source(t)]
         self.session = session
         # None for text output; the pydantic model otherwise.
         self.output_type: type[pydantic.BaseModel] | None = (
@@ -284,6 +288,7 @@ class Agent(Generic[DepsT, OutputT]):
         run_id = f"run_{os.urandom(8).hex()}"
         ctx: RunContext[Any] = RunContext(overrides.deps_for(self, deps), conversation, self.name, run_id)
         run = Run(run_id, conversation, ctx, chosen is not None, limits, hooks)
+        sources = RunSources()  # tool sources (MCP servers) the run's agents open, closed at its end
         agent: Agent[Any, Any] = self
         try:
             if self._instructions.static is None and not conversation.store.supports_sync:
@@ -301,7 +306,7 @@ class Agent(Generic[DepsT, OutputT]):
             items: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
             events = [run.event("agent_run_started", agent=self.name, model=overrides.model_for(self).model)]
             pending = self._resumable(unanswered_calls(history)) if history else []
-            answers = await self._run_tools(run, pending, {}) if pending else []
+            answers = await self._run_tools(run, pending, {}, self.tools) if pending else []
             items += [_tool_message(c, a, self.name) for c, (a, _) in zip(pending, answers, strict=True)]
             events += _tool_events(run, self, pending, answers, None)
             items += [(m, {"agent": self.name}) for m in inputs]
@@ -311,7 +316,7 @@ class Agent(Generic[DepsT, OutputT]):
             for call, (answer, _) in zip(pending, answers, strict=True):
                 yield ToolResultEvent(self.name, call.id, call.name, answer.content, answer.is_error)
             while True:
-                async for event in agent._turns(run, stream, history):
+                async for event in agent._turns(run, stream, history, sources):
                     yield event
                 if run.done:
                     break
@@ -342,24 +347,36 @@ class Agent(Generic[DepsT, OutputT]):
             conversation.clear_temp()
             with contextlib.suppress(Exception):
                 await run.settle()  # a step still being stored (its error, if any, was raised above)
+            with contextlib.suppress(Exception):
+                await sources.aclose()  # the tool sources this run opened (MCP servers) close
 
-    async def _turns(self, run: Run, stream: bool, history: list[dict[str, Any]]) -> AsyncIterator[RunEvent]:
+    async def _turns(
+        self, run: Run, stream: bool, history: list[dict[str, Any]], sources: RunSources
+    ) -> AsyncIterator[RunEvent]:
         """Model calls of this agent until it answers, hands off, or runs out of turns."""
         model = overrides.model_for(self)
         chain = HookChain.of(self.hooks, run.hooks)
         ctx = run.ctx
         handoffs = {_handoff_tool_name(a): a for a in self.handoffs}
-        schemas = [t.schema() for t in self.tools] + [_handoff_schema(a) for a in self.handoffs]
         native_output = self.output_type is not None and model.supports_response_schema
-        if self.output_type is not None and not native_output:
-            schemas.append(_final_result_schema(self.output_type))
         response_format = self.output_type if native_output else None
         corrected = False
         meta = {"agent": self.name}
         counter = counter_for(model.model)
-        tools_tokens = sum(counter.text(json.dumps(s, separators=(",", ":"))) for s in schemas)
-        budget = _budget(model, tools_tokens)
+        tools: list[Tool] = []
+        listed: list[Tool] | None = None
+        if self.tool_sources:
+            await sources.enter(self.tool_sources)
         for _ in range(self.max_turns):
+            # The turn starts by listing every source's tools (cached by the sources themselves).
+            found = await list_all(self.tool_sources, ctx, self._taken_names()) if self.tool_sources else []
+            if listed is None or [id(t) for t in found] != [id(t) for t in listed]:
+                listed, tools = found, [*self.tools, *found]
+                schemas = [t.schema() for t in tools] + [_handoff_schema(a) for a in self.handoffs]
+                if self.output_type is not None and not native_output:
+                    schemas.append(_final_result_schema(self.output_type))
+                tools_tokens = sum(counter.text(json.dumps(s, separators=(",", ":"))) for s in schemas)
+                budget = _budget(model, tools_tokens)
             prompt, history = await self._prompt(run, model, history, budget)
             if chain:
                 prompt = await chain.model_request(ctx, self, prompt)
@@ -393,7 +410,7 @@ class Agent(Generic[DepsT, OutputT]):
                 calls = response.tool_calls
                 for call in calls:
                     yield ToolCallEvent(self.name, call.id, call.name, call.arguments)
-                results = await self._run_tools(run, calls, handoffs)
+                results = await self._run_tools(run, calls, handoffs, tools)
                 target = next((handoffs[c.name] for c in calls if c.name in handoffs), None)
                 final = self._final_from_tool(calls, results)
                 items = [(assistant, meta)] + [
@@ -475,6 +492,17 @@ class Agent(Generic[DepsT, OutputT]):
             messages = fit_to_budget(messages, budget, count)
         return to_provider_messages(messages), history
 
+    def _taken_names(self) -> dict[str, str]:
+        """The tool names this agent defines itself, and whose they are (for clash errors)."""
+        own = f"agent {self.name!r} (its own tools)"
+        taken = {t.name: own for t in self.tools}
+        taken.update(
+            {_handoff_tool_name(a): f"agent {self.name!r} (handoff to {a.name!r})" for a in self.handoffs}
+        )
+        if self.output_type is not None:
+            taken[FINAL_RESULT_TOOL] = f"agent {self.name!r} (its output tool)"
+        return taken
+
     def _resumable(self, calls: Sequence[Mapping[str, Any]]) -> list[ToolCall]:
         """Unanswered stored calls this agent can run itself (all name its tools), else none:
         those are then left out of the prompt (`agnt5.pending_calls`)."""
@@ -488,10 +516,14 @@ class Agent(Generic[DepsT, OutputT]):
         return parsed if parsed and all(c.name in tools for c in parsed) else []
 
     async def _run_tools(
-        self, run: Run, calls: Sequence[ToolCall], handoffs: Mapping[str, Agent[Any, Any]]
+        self,
+        run: Run,
+        calls: Sequence[ToolCall],
+        handoffs: Mapping[str, Agent[Any, Any]],
+        available: Sequence[Tool],
     ) -> list[tuple[ToolResult, float]]:
         """Run one step's tool calls concurrently (after the tool-call limit is checked)."""
-        tools = {t.name: t for t in self.tools}
+        tools = {t.name: t for t in available}
         count = sum(c.name in tools for c in calls)
         if run.limits is not None:
             run.limits.check_tool_calls(run.tool_calls, count)
