@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic
 import pydantic
 from typing_extensions import TypeVar
 
-from agnt5 import overrides
+from agnt5 import overrides, tracing
 from agnt5.agent_events import (
     FinalResult,
     HandoffEvent,
@@ -224,7 +224,8 @@ class Agent(Generic[DepsT, OutputT]):
         else a fresh in-memory one for this run alone. Raises MaxTurnsExceeded after `max_turns`
         model calls and UsageLimitExceeded past `usage_limits` (both carry `.partial`)."""
         result: AgentResult[OutputT] | None = None
-        async for event in self._events(input, False, session, deps, usage_limits, hooks):
+        events = self._events(input, False, session, deps, usage_limits, hooks)
+        async for event in tracing.agent_run(self.name, overrides.model_for(self), events):
             if isinstance(event, FinalResult):
                 result = event.result
         assert result is not None
@@ -240,7 +241,8 @@ class Agent(Generic[DepsT, OutputT]):
         hooks: RunHooks[DepsT] | None = None,
     ) -> AsyncIterator[RunEvent]:
         """Run with streaming: yields text deltas, tool calls, tool results, handoffs, then FinalResult."""
-        return self._events(input, True, session, deps, usage_limits, hooks)
+        events = self._events(input, True, session, deps, usage_limits, hooks)
+        return tracing.agent_run(self.name, overrides.model_for(self), events)
 
     def run_sync(
         self,
@@ -289,7 +291,9 @@ class Agent(Generic[DepsT, OutputT]):
         ctx: RunContext[Any] = RunContext(overrides.deps_for(self, deps), conversation, self.name, run_id)
         run = Run(run_id, conversation, ctx, chosen is not None, limits, hooks)
         sources = RunSources()  # tool sources (MCP servers) the run's agents open, closed at its end
+        tracing.run_started(run_id, conversation.id)
         agent: Agent[Any, Any] = self
+        came_from = self.name
         try:
             if self._instructions.static is None and not conversation.store.supports_sync:
                 await conversation.load()  # placeholders read state synchronously
@@ -316,7 +320,12 @@ class Agent(Generic[DepsT, OutputT]):
             for call, (answer, _) in zip(pending, answers, strict=True):
                 yield ToolResultEvent(self.name, call.id, call.name, answer.content, answer.is_error)
             while True:
-                async for event in agent._turns(run, stream, history, sources):
+                turns = agent._turns(run, stream, history, sources)
+                if agent is not self:  # a handoff target's turns: a child invoke_agent span
+                    turns = tracing.agent_run(
+                        agent.name, overrides.model_for(agent), turns, handoff_from=came_from
+                    )
+                async for event in turns:
                     yield event
                 if run.done:
                     break
@@ -325,7 +334,7 @@ class Agent(Generic[DepsT, OutputT]):
                 run.handoff_to = None
                 await HookChain.of(agent.hooks, hooks).handoff(ctx, agent, target)
                 yield HandoffEvent(agent.name, target.name)
-                agent = target
+                came_from, agent = agent.name, target
                 ctx.agent_name = agent.name
                 history = await run.read()
             tripped = await first_tripped(agent.output_guardrails, ctx, run.output, "output")
@@ -531,6 +540,7 @@ class Agent(Generic[DepsT, OutputT]):
         chain = HookChain.of(self.hooks, run.hooks)
         return await gather_or_cancel(self._call_tool(c, tools, handoffs, run.ctx, chain) for c in calls)
 
+    @tracing.traced_tool_call
     async def _call_tool(
         self,
         call: ToolCall,

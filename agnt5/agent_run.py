@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agnt5 import tracing
 from agnt5.errors import InvalidTypeError
 from agnt5.messages import validate_message
 from agnt5.run_context import RunContext
@@ -63,7 +64,8 @@ class Run:
     writing: asyncio.Future[None] | None = None  # the step being stored while the model works
 
     def event(self, type: str, **data: Any) -> NewEvent:
-        return NewEvent(type, {"run_id": self.run_id, **data})
+        """An audit event of this run, carrying the trace and span ids it happened under (if traced)."""
+        return NewEvent(type, {"run_id": self.run_id, **tracing.current_ids(), **data})
 
     def add_usage(self, usage: Usage) -> None:
         self.turns += 1

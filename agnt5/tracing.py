@@ -172,6 +172,24 @@ def tool_call(name: str, call_id: str, arguments: Any = None, description: str |
     return _operation(tracer, f"execute_tool {name}", attrs)
 
 
+def traced_tool_call(method: F) -> F:
+    """Decorates the agent's tool-call method `(self, call, tools, ...) -> (ToolResult, seconds)`:
+    an `execute_tool {tool}` span, current while the tool (and any hook around it) runs."""
+
+    @functools.wraps(method)
+    async def traced(*args: Any, **kwargs: Any) -> Any:
+        if _otel.tracer() is None:
+            return await method(*args, **kwargs)
+        call, tools = args[1], args[2] if len(args) > 2 else {}
+        tool = tools.get(call.name) if isinstance(tools, Mapping) else None
+        with tool_call(call.name, call.id, call.arguments, getattr(tool, "description", None)) as span:
+            outcome = await method(*args, **kwargs)
+            span.tool_result(outcome[0] if isinstance(outcome, tuple) else outcome)
+            return outcome
+
+    return cast(F, traced)
+
+
 def traced_prune(prune: Callable[P, Awaitable[PruneResult]]) -> Callable[P, Awaitable[PruneResult]]:
     """Decorates `agnt5.pruning.prune`: an `agnt5.prune` span around each prune, with what it
     did; a summarising strategy's model calls nest under it (and are counted)."""
@@ -259,7 +277,7 @@ def traced_session(operation: str) -> Callable[[F], F]:
 def agent_run(
     agent_name: str,
     model: LanguageModel,
-    events: AsyncGenerator[T, None],
+    events: AsyncIterator[T],
     *,
     handoff_from: str | None = None,
 ) -> AsyncIterator[T]:
@@ -275,7 +293,7 @@ async def _traced_run(
     tracer: Tracer,
     agent_name: str,
     model: LanguageModel,
-    events: AsyncGenerator[T, None],
+    events: AsyncIterator[T],
     handoff_from: str | None,
 ) -> AsyncIterator[T]:
     from opentelemetry.context import attach, detach
@@ -321,7 +339,8 @@ async def _traced_run(
     finally:
         token = attach(ctx)
         try:
-            await events.aclose()
+            if isinstance(events, AsyncGenerator):
+                await events.aclose()
         finally:
             detach(token)
             span.end()
@@ -366,4 +385,5 @@ __all__ = [
     "tool_call",
     "traced_prune",
     "traced_session",
+    "traced_tool_call",
 ]
