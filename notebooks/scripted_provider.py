@@ -6,7 +6,8 @@ api.openai.com. `author_cassettes.py` names one function per notebook in
 AGNT5_CASSETTE_UPSTREAM (`scripted_provider:quickstart`, ...):
 
 - Agent calls are answered from that notebook's script, in order (`SCRIPTS`); each step checks
-  that the request is the one it was written for, so a changed notebook fails loudly.
+  that the request is the one it was written for, so a changed notebook fails loudly. A notebook
+  with concurrent runs takes the first unused step that matches instead (`any_order`).
 - keep_important's scoring calls get heuristic scores (facts high, small talk low).
 - summarize_old's calls get an extractive summary of the fact-bearing lines.
 - Embeddings are hashed bags of words (with a few synonyms), so similar texts are near.
@@ -119,6 +120,35 @@ SCRIPTS: dict[str, list[Step]] = {
         ),
     ],
     "pruning": [],  # only keep_important and summarize_old call the model there
+    "agents_in_an_app": [
+        # 1. instructions that see state (the system message carries the rendered state)
+        say(
+            "O estado da arte: em 2023 a Google Quantum AI mostrou (Nature) que um código de superfície "
+            "maior comete menos erros lógicos, e em 2024 a Harvard/QuEra executou algoritmos em 48 qubits "
+            "lógicos com átomos neutros (Nature).",
+            expect="state of the art",
+        ),
+        say(
+            'Start with Bluvstein et al., "Logical quantum processor based on reconfigurable atom arrays" '
+            "(Nature, 2024), the clearest account of what neutral atoms already do with logical qubits. "
+            "Then read a PRX Quantum review of Rydberg-atom gates for the physics behind it.",
+            expect="read first",
+        ),
+        # 2. the output guardrail's case: the answer passes on the staff note's internal link
+        say(
+            "Declined payments are listed with their reason under Account → Payments. For the full "
+            "details, see https://billing.acme.internal/declines.",
+            expect="payment was declined",
+        ),
+        # 3. two users' runs of one agent, concurrently (any order: see ScriptedProvider.any_order)
+        call("list_orders", expect="my orders"),
+        call("list_orders", expect="my orders"),
+        say("Your order A-1001 (headphones) shipped on 2 May.", expect="A-1001"),
+        say(
+            "You have two orders: B-2001, the kettle, was delivered, and B-2002, four mugs, is being packed.",
+            expect="B-2001",
+        ),
+    ],
 }
 
 
@@ -138,7 +168,11 @@ class ScriptedProvider:
 
     name: str
     steps: list[Step]
+    any_order: bool = False
+    """False: steps answer requests in order. True (concurrent runs): a request takes the first
+    unused step whose `expect` it matches."""
     used: int = 0
+    taken: set[int] = field(default_factory=set)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -157,13 +191,17 @@ class ScriptedProvider:
         return self._chat(body, _summary(prompt))
 
     def _agent(self, body: dict[str, Any]) -> httpx.Response:
-        if self.used >= len(self.steps):
+        newest = json.dumps(body["messages"][-1], ensure_ascii=False)
+        left = [i for i in range(len(self.steps)) if i not in self.taken]
+        if self.any_order:
+            left = [i for i in left if self.steps[i].expect in newest] or left
+        if not left:
             raise AssertionError(
                 f"{self.name}: the script has no step left for this request: {body['messages'][-1]}"
             )
-        step = self.steps[self.used]
+        self.taken.add(left[0])
+        step = self.steps[left[0]]
         self.used += 1
-        newest = json.dumps(body["messages"][-1], ensure_ascii=False)
         if step.expect not in newest:
             raise AssertionError(f"{self.name} step {self.used}: expected {step.expect!r} in {newest[:400]}")
         offered = {t["function"]["name"] for t in body.get("tools") or ()}
@@ -312,3 +350,4 @@ quickstart = ScriptedProvider("quickstart", SCRIPTS["quickstart"])
 multi_agent = ScriptedProvider("multi_agent", SCRIPTS["multi_agent"])
 memory = ScriptedProvider("memory", SCRIPTS["memory"])
 pruning = ScriptedProvider("pruning", SCRIPTS["pruning"])
+agents_in_an_app = ScriptedProvider("agents_in_an_app", SCRIPTS["agents_in_an_app"], any_order=True)

@@ -68,7 +68,7 @@ assert not cassette.unused, f"{{len(cassette.unused)}} recorded responses were n
 
 
 def test_the_expected_notebooks_exist() -> None:
-    assert NOTEBOOKS == ["memory", "multi_agent", "pruning", "quickstart"]
+    assert NOTEBOOKS == ["agents_in_an_app", "memory", "multi_agent", "pruning", "quickstart"]
     for name in NOTEBOOKS:
         assert (NOTEBOOKS_DIR / "cassettes" / f"{name}.json").is_file(), name
 
@@ -145,6 +145,38 @@ def test_notebook_runs_offline_from_its_cassette(name: str, executed: Executed) 
     printed = "".join(o.get("text", "") for o in first.outputs if o.get("output_type") == "stream")
     assert printed.startswith("offline: model calls are replayed from "), printed
     assert printed.rstrip().endswith(f"cassettes/{name}.json"), printed
+
+
+def test_agents_in_an_app_shows_state_in_instructions_and_guardrails_tripping(executed: Executed) -> None:
+    """What that notebook is for, in what it printed offline: state rendered into the system
+    message (and re-rendered after a change), a missing key refused, both guardrails tripping
+    with nothing stored for the input one, and concurrent runs kept apart."""
+    error, notebook = executed["agents_in_an_app"]
+    assert error is None, error
+    printed = "".join(
+        o.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if o.get("output_type") == "stream"
+    )
+    for expected in (
+        "The topic of this project is quantum error correction.\n\nAlways answer in Portuguese",
+        "The topic of this project is neutral-atom quantum computers.\n\nAlways answer in English",
+        "You are talking to Ana; cite only Nature, PRX Quantum.",
+        "InstructionsError (key='research_topic', scope='session')",
+        "input guardrail 'no_card_numbers' tripped: the message contains a card number "
+        "(info: {'last4': '1111'})\nmessages stored: 0\n",
+        "output guardrail 'no_internal_links' tripped: the answer links to an internal page",
+        "messages stored:\n  [1]      user: Where can I see why a payment was declined?\naudit events",
+        "  agent_run_failed: {'agent': 'support', 'error': 'GuardrailTripped'}",
+        "ana: Your order A-1001",
+        "ben: You have two orders: B-2001",
+        "cara: (not sent: the message contains a card number)",
+        "chat-cara:\n  (no messages)",
+    ):
+        assert expected in printed, f"{expected!r} not in:\n{printed}"
+    assert "B-2001" not in printed.split("chat-ben:")[0].split("chat-ana:")[1]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
