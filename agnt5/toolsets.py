@@ -74,16 +74,17 @@ async def list_all(
     owners = dict(taken)
     tools: list[Tool] = []
     for source, found in zip(sources, listed, strict=True):
+        label = source.label
         for tool in found:
             owner = owners.get(tool.name)
             if owner is not None:
                 raise ToolNameClashError(
-                    f"tool name {tool.name!r} is offered by both {owner} and {source.label}; give one "
+                    f"tool name {tool.name!r} is offered by both {owner} and {label}; give one "
                     "of them a tool_prefix= (or leave the tool out with allowed_tools=)",
                     name=tool.name,
-                    sources=(owner, source.label),
+                    sources=(owner, label),
                 )
-            owners[tool.name] = source.label
+            owners[tool.name] = label
             tools.append(tool)
     return tools
 

@@ -85,7 +85,9 @@ class MCPServer:
     @property
     def name(self) -> str:
         """The server's name in errors and logs (never with headers, tokens or env values)."""
-        return self._name or self.default_name()
+        if self._name is None:
+            self._name = self.default_name()
+        return self._name
 
     @property
     def label(self) -> str:

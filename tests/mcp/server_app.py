@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from typing import Annotated
 
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ContentBlock, EmbeddedResource, ResourceLink, TextContent, TextResourceContents
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 PIXEL = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cf"
@@ -35,13 +36,9 @@ def build(name: str = "test-server") -> MCPServer:
         """Add two integers."""
         return a + b
 
-    @app.tool()
-    def get_weather(city: str) -> str:
-        """Current weather of a city (the same tool as benchmarks/agent_overhead.py's local one).
-
-        Args:
-            city: The city name.
-        """
+    @app.tool(description="Current weather of a city.")
+    def get_weather(city: Annotated[str, Field(description="The city name.")]) -> str:
+        # The same tool, with the same schema, as benchmarks/agent_overhead.py's local get_weather.
         return f"sunny in {city}"
 
     @app.tool()
