@@ -207,14 +207,19 @@ class Session:
         )
 
     async def _ensure(self) -> SessionHeader:
-        if self._header is None:
-            stored = await self.store.get_session(self.id)
-            self._header = self._merge(stored)
-            if self._header_changed(stored):
-                await asyncio.shield(self.store.save_session(self._header))
+        header = self._header
+        if header is None:
+            header = await self._adopt(await self.store.get_session(self.id))
         if self._pending:
             await self.flush()
-        return self._header
+        return header
+
+    async def _adopt(self, stored: SessionHeader | None) -> SessionHeader:
+        """Take the stored header (merged with the arguments given), writing it back if they change it."""
+        header = self._header = self._merge(stored)
+        if self._header_changed(stored):
+            await asyncio.shield(self.store.save_session(header))
+        return header
 
     async def load(self) -> Session:
         """Re-read the stored header and state (needed on stores without synchronous access)."""
@@ -362,8 +367,15 @@ class Session:
             check_count(limit, "limit")
         if limit == 0:
             return []
-        await self._ensure()
-        messages = await self.store.read_messages(self.id, limit, include_pruned)
+        messages: builtins.list[Message]
+        read_session = getattr(self.store, "read_session", None)
+        if self._header is None and not self._pending and read_session is not None:
+            # The header and the messages in one store call (a run's first read of its session).
+            stored, messages = await read_session(self.id, limit, include_pruned)
+            await self._adopt(stored)
+        else:
+            await self._ensure()
+            messages = await self.store.read_messages(self.id, limit, include_pruned)
         if not include_pruned and self._sync_store() is None:
             self._tail = messages[-_REPR_MESSAGES:]
         return messages

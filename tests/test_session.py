@@ -467,6 +467,30 @@ async def test_history_limit_semantics(store: Store) -> None:
     assert await Session("empty", store=store).history(limit=3) == []
 
 
+async def test_first_history_of_a_fresh_object_reads_header_and_messages(store: Store) -> None:
+    """A new Session object's first history() loads its header with the messages (one store
+    call on SQLite): limits, tombstones, the stored header and metadata given all hold."""
+    s = Session("fh", app_name="app", user_id="alice", store=store)
+    for i in range(4):
+        await s.send_message({"role": "user", "content": f"m{i}"})
+    await s.prune("keep_last_2")
+    assert [m["content"] for m in await Session("fh", store=store).history()] == ["m2", "m3"]
+    assert [m["content"] for m in await Session("fh", store=store).history(limit=1)] == ["m3"]
+    everything = await Session("fh", store=store).history(include_pruned=True)
+    assert [(m.seq, m.pruned) for m in everything] == [(1, True), (2, True), (3, False), (4, False)]
+    fresh = Session("fh", metadata={"topic": "x"}, store=store)
+    assert len(await fresh.history()) == 2
+    assert (fresh.app_name, fresh.user_id, fresh.immutable) == ("app", "alice", False)
+    assert (await ready(Session("fh", store=store))).metadata == {"topic": "x"}  # written back
+    with pytest.raises(SessionConflictError, match="user_id"):
+        await Session("fh", user_id="bob", store=store).history()
+    unsaved = Session("fh-new", user_id="bob", store=store)
+    assert await unsaved.history() == []
+    assert not await unsaved.exists()  # reading stores nothing
+    await unsaved.send_message({"role": "user", "content": "first"})
+    assert [m.seq for m in await Session("fh-new", store=store).history()] == [1]
+
+
 async def test_history_entries_are_dict_like_with_id_timestamp_metadata(store: Store) -> None:
     s = Session("entries", store=store)
     await s.send_message({"role": "user", "content": "q"}, metadata={"channel": "sms"})

@@ -599,6 +599,15 @@ class SqliteStore:
         limit = None if limit is None else clamp(limit)
         return self._call_sync(lambda conn: _read_messages(conn, session_id, limit, include_pruned))
 
+    async def read_session(
+        self, session_id: str, limit: int | None, include_pruned: bool
+    ) -> tuple[SessionHeader | None, list[Message]]:
+        """The session's header and its messages (as `read_messages`) in one trip and one read
+        snapshot: a Session's first read needs both, and each trip to the database thread costs
+        more than either query."""
+        limit = None if limit is None else clamp(limit)
+        return await self._call(lambda conn: _read_session(conn, session_id, limit, include_pruned))
+
     async def clear_messages(self, session_id: str, event: NewEvent) -> int:
         def run(conn: sqlite3.Connection) -> int:
             now = _now()
@@ -941,6 +950,19 @@ def _read_messages(
         tombstone(loads(r[3]), r[1], r[2], r[4]) if r[4] else stored_message(loads(r[3]), r[1], r[2])
         for r in rows
     ]
+
+
+def _read_session(
+    conn: sqlite3.Connection, session_id: str, limit: int | None, include_pruned: bool
+) -> tuple[SessionHeader | None, list[Message]]:
+    conn.execute("BEGIN")  # one snapshot: the header's count matches the messages
+    try:
+        header = _get_session(conn, session_id)
+        # A session not stored yet has no messages (every append stores the session first).
+        messages = [] if header is None else _read_messages(conn, session_id, limit, include_pruned)
+    finally:
+        conn.execute("COMMIT")
+    return header, messages
 
 
 # Creates the session row on first use (or rewrites its header). Appends write no session columns
