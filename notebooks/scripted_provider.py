@@ -149,6 +149,19 @@ SCRIPTS: dict[str, list[Step]] = {
             expect="B-2001",
         ),
     ],
+    "mcp": [
+        # 1. a run that opens the MCP server itself
+        call("stock", {"item": "pears"}, expect="out of pears"),
+        call("reorder", {"item": "pears", "quantity": 30}, expect="0"),
+        say(
+            "Yes, we were out of pears, so I reordered 30; they will be in stock after delivery.", expect="30"
+        ),
+        # 2. two runs on one open connection: the second sees what the first ordered
+        call("reorder", {"item": "plums", "quantity": 20}, expect="20 more plums"),
+        say("Done: 20 plums are on order, which makes 60 once they arrive.", expect="60 in stock"),
+        call("stock", {"item": "plums"}, expect="How many plums"),
+        say("We have 60 plums.", expect="60"),
+    ],
 }
 
 
@@ -351,3 +364,4 @@ multi_agent = ScriptedProvider("multi_agent", SCRIPTS["multi_agent"])
 memory = ScriptedProvider("memory", SCRIPTS["memory"])
 pruning = ScriptedProvider("pruning", SCRIPTS["pruning"])
 agents_in_an_app = ScriptedProvider("agents_in_an_app", SCRIPTS["agents_in_an_app"], any_order=True)
+mcp = ScriptedProvider("mcp", SCRIPTS["mcp"])

@@ -68,7 +68,7 @@ assert not cassette.unused, f"{{len(cassette.unused)}} recorded responses were n
 
 
 def test_the_expected_notebooks_exist() -> None:
-    assert NOTEBOOKS == ["agents_in_an_app", "memory", "multi_agent", "pruning", "quickstart"]
+    assert NOTEBOOKS == ["agents_in_an_app", "mcp", "memory", "multi_agent", "pruning", "quickstart"]
     for name in NOTEBOOKS:
         assert (NOTEBOOKS_DIR / "cassettes" / f"{name}.json").is_file(), name
 
@@ -177,6 +177,29 @@ def test_agents_in_an_app_shows_state_in_instructions_and_guardrails_tripping(ex
     ):
         assert expected in printed, f"{expected!r} not in:\n{printed}"
     assert "B-2001" not in printed.split("chat-ben:")[0].split("chat-ana:")[1]
+
+
+def test_mcp_notebook_starts_a_server_and_an_agent_uses_its_tools(executed: Executed) -> None:
+    """mcp.ipynb, offline: the server's tools listed, the agent's calls answered by the real
+    server process (the second run sees what the first ordered), a bad command a typed error."""
+    error, notebook = executed["mcp"]
+    assert error is None, error
+    printed = "".join(
+        o.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if o.get("output_type") == "stream"
+    )
+    for expected in (
+        "stock: How many of an item the shop has in stock.",
+        'call   stock {"item": "pears"}\nresult 0\n',
+        "result ordered 30 pears; 30 in stock after delivery",
+        "server still connected: False",
+        "We have 60 plums.",
+        "MCPStartError - MCP server 'no-such-mcp-server-here' cannot start",
+    ):
+        assert expected in printed, f"{expected!r} not in:\n{printed}"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
