@@ -137,8 +137,9 @@ class Agent(Generic[DepsT, OutputT]):
     `model` is a LanguageModel or a litellm model string (default: $AGNT5_MODEL or gpt-4o-mini).
     `instructions` is a string with `{key}` state placeholders, a callable `(ctx) -> str` (sync or
     async), or a list of both, rendered for every model request (`agnt5.instructions`).
-    `tools` are functions or `Tool`s (lists of them are flattened). `handoffs` are agents this
-    one may transfer the conversation to (the model gets a `transfer_to_<name>` tool each).
+    `tools` are functions, `Tool`s or tool sources such as MCP servers (`agnt5.mcp`, listed at
+    every turn); lists of them are flattened. `handoffs` are agents this one may transfer the
+    conversation to (the model gets a `transfer_to_<name>` tool each).
     `output_type` is a pydantic model for structured output. `memory` (a Memory) gives the
     model `remember` and `recall` tools. `session` is the conversation of runs given none; a run
     without either gets a fresh in-memory session of its own. `deps_type` types `run(deps=...)`;
