@@ -66,7 +66,55 @@ settings = Settings()
 _tracer_cache: tuple[Any, Tracer] | None = None
 _metrics_cache: tuple[Any, Instruments] | None = None
 _provider_names: dict[str, str] = {}
-_run_key: str | None = None
+
+
+_UNKNOWN = object()
+_no_op_types: tuple[type, ...] | None = None
+_env_checked: dict[str, bool] = {}
+
+
+def _configured_by_env(variable: str) -> bool:
+    """Whether OpenTelemetry's provider variable is set (read once: it is set at start-up or never)."""
+    found = _env_checked.get(variable)
+    if found is None:
+        found = _env_checked[variable] = variable in os.environ
+    return found
+
+
+def _no_op_tracer_providers(api: Any) -> tuple[type, ...]:
+    global _no_op_types
+    if _no_op_types is None:
+        _no_op_types = (api.ProxyTracerProvider, api.NoOpTracerProvider)
+    return _no_op_types
+
+
+class Api:
+    """The OpenTelemetry API functions agnt5 calls, bound once (imports inside hot functions cost)."""
+
+    def __init__(self) -> None:
+        from opentelemetry import context, trace
+
+        self.attach = context.attach
+        self.detach = context.detach
+        self.get_value = context.get_value
+        self.set_value = context.set_value
+        self.set_span_in_context = trace.set_span_in_context
+        self.get_current_span = trace.get_current_span
+        self.kinds = {"INTERNAL": trace.SpanKind.INTERNAL, "CLIENT": trace.SpanKind.CLIENT}
+        self.Status = trace.Status
+        self.ERROR = trace.StatusCode.ERROR
+        self.run_key = context.create_key("agnt5.run")
+
+
+_api: Api | None = None
+
+
+def api() -> Api:
+    """The bound API (imports opentelemetry: call only once a tracer exists)."""
+    global _api
+    if _api is None:
+        _api = Api()
+    return _api
 
 
 def use(new: Settings) -> None:
@@ -94,8 +142,14 @@ def tracer() -> Tracer | None:
             if "OTEL_PYTHON_TRACER_PROVIDER" not in os.environ:
                 return None
             import opentelemetry.trace as api
-        provider = api.get_tracer_provider()
-        if isinstance(provider, api.ProxyTracerProvider | api.NoOpTracerProvider):
+        # The API's global, read directly while unset (get_tracer_provider reads the environment
+        # on every call then): the cost of an untraced operation stays a few attribute reads.
+        provider = getattr(api, "_TRACER_PROVIDER", _UNKNOWN)
+        if provider is None and not _configured_by_env("OTEL_PYTHON_TRACER_PROVIDER"):
+            return None
+        if provider is None or provider is _UNKNOWN:
+            provider = api.get_tracer_provider()
+        if isinstance(provider, _no_op_tracer_providers(api)):
             return None
     cached = _tracer_cache
     if cached is not None and cached[0] is provider:
@@ -129,7 +183,12 @@ def instruments() -> Instruments | None:
             if "OTEL_PYTHON_METER_PROVIDER" not in os.environ:
                 return None
             import opentelemetry.metrics as api
-        provider = api.get_meter_provider()
+        internal: Any = sys.modules.get("opentelemetry.metrics._internal")
+        provider = getattr(internal, "_METER_PROVIDER", _UNKNOWN)
+        if provider is None and not _configured_by_env("OTEL_PYTHON_METER_PROVIDER"):
+            return None
+        if provider is None or provider is _UNKNOWN:
+            provider = api.get_meter_provider()
         if type(provider).__name__ in ("_ProxyMeterProvider", "NoOpMeterProvider"):
             return None
     cached = _metrics_cache
@@ -193,22 +252,12 @@ class RunInfo:
         return RunInfo(self.conversation_id, self.run_id)
 
 
-def _key() -> str:
-    global _run_key
-    if _run_key is None:
-        from opentelemetry.context import create_key
-
-        _run_key = create_key("agnt5.run")
-    return _run_key
-
-
 def run_info() -> RunInfo | None:
     """The RunInfo of the current context (None outside a traced run or prune)."""
-    if _run_key is None:
+    bound = _api
+    if bound is None:
         return None
-    from opentelemetry.context import get_value
-
-    value = get_value(_run_key)
+    value = bound.get_value(bound.run_key)
     return value if isinstance(value, RunInfo) else None
 
 
@@ -223,27 +272,22 @@ def add_run_attributes(attributes: dict[str, Any], info: RunInfo | None) -> None
 
 def context_with(span: Span, info: RunInfo | None = None) -> Context:
     """The current context with `span` current (and `info` as the run's, when given)."""
-    from opentelemetry.context import set_value
-    from opentelemetry.trace import set_span_in_context
-
-    ctx = set_span_in_context(span)
-    return set_value(_key(), info, ctx) if info is not None else ctx
+    bound = api()
+    ctx = bound.set_span_in_context(span)
+    return bound.set_value(bound.run_key, info, ctx) if info is not None else ctx
 
 
 def start(made: Tracer, name: str, attributes: dict[str, Any], kind: str = "INTERNAL") -> Span:
     """A new span (not current) under the current context."""
-    from opentelemetry.trace import SpanKind
-
-    return made.start_span(name, kind=getattr(SpanKind, kind), attributes=attributes)
+    return made.start_span(name, kind=api().kinds[kind], attributes=attributes)
 
 
 def fail(span: Span, exc: BaseException, hidden: Sequence[str]) -> None:
     """Mark `span` failed: status ERROR, `error.type`, and an `exception` event (secrets scrubbed)."""
-    from opentelemetry.trace import Status, StatusCode
-
+    bound = api()
     message = content.scrub(str(exc), hidden, 500)
     span.set_attribute("error.type", content.error_type(exc))
-    span.set_status(Status(StatusCode.ERROR, message))
+    span.set_status(bound.Status(bound.ERROR, message))
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     span.add_event(
         "exception",

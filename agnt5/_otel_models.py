@@ -77,9 +77,7 @@ class ModelCall:
 
     def __enter__(self) -> ModelCall:
         if self._attach and self._ctx is not None:
-            from opentelemetry.context import attach
-
-            self._token = attach(self._ctx)
+            self._token = _otel.api().attach(self._ctx)
         return self
 
     def __exit__(
@@ -88,9 +86,7 @@ class ModelCall:
         if self._span is None and self._metrics is None:
             return
         if self._token is not None:
-            from opentelemetry.context import detach
-
-            detach(self._token)
+            _otel.api().detach(self._token)
             self._token = None
         failed = exc if exc is not None and not isinstance(exc, GeneratorExit) else None
         if self._metrics is not None:
@@ -174,15 +170,11 @@ class _Attached:
 
     def __enter__(self) -> None:
         if self._ctx is not None:
-            from opentelemetry.context import attach
-
-            self._token = attach(self._ctx)
+            self._token = _otel.api().attach(self._ctx)
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
-            from opentelemetry.context import detach
-
-            detach(self._token)
+            _otel.api().detach(self._token)
             self._token = None
 
 

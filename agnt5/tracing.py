@@ -82,9 +82,7 @@ class Operation:
 
     def __enter__(self) -> Operation:
         if self._ctx is not None:
-            from opentelemetry.context import attach
-
-            self._token = attach(self._ctx)
+            self._token = _otel.api().attach(self._ctx)
         return self
 
     def __exit__(
@@ -93,9 +91,7 @@ class Operation:
         if self._span is None:
             return
         if self._token is not None:
-            from opentelemetry.context import detach
-
-            detach(self._token)
+            _otel.api().detach(self._token)
             self._token = None
         if exc is not None and not isinstance(exc, GeneratorExit):
             _otel.fail(self._span, exc, content.secrets())
@@ -110,11 +106,10 @@ class Operation:
         """Record a tool's result: an error result fails the span (`error.type`). Returns it."""
         if self._span is not None:
             if result.is_error:
-                from opentelemetry.trace import Status, StatusCode
-
+                bound = _otel.api()
                 message = content.scrub(result.content, content.secrets(), 500)
                 self._span.set_attribute("error.type", content.tool_error_type(result.content))
-                self._span.set_status(Status(StatusCode.ERROR, message))
+                self._span.set_status(bound.Status(bound.ERROR, message))
             elif _otel.capture_content():
                 self._span.set_attribute("gen_ai.tool.call.result", result.content)
         return result
@@ -296,9 +291,10 @@ async def _traced_run(
     events: AsyncIterator[T],
     handoff_from: str | None,
 ) -> AsyncIterator[T]:
-    from opentelemetry.context import attach, detach
-
     from agnt5.agent_events import FinalResult
+
+    bound = _otel.api()
+    attach, detach = bound.attach, bound.detach
 
     outer = _otel.run_info()
     info = outer.child() if outer is not None else _otel.RunInfo()
@@ -352,9 +348,9 @@ def run_started(run_id: str, session_id: str) -> None:
     if info is None:
         return
     info.run_id, info.conversation_id = run_id, session_id
-    from opentelemetry.trace import get_current_span
-
-    get_current_span().set_attributes({"agnt5.run.id": run_id, "gen_ai.conversation.id": session_id})
+    _otel.api().get_current_span().set_attributes(
+        {"agnt5.run.id": run_id, "gen_ai.conversation.id": session_id}
+    )
 
 
 def current_ids() -> dict[str, str]:

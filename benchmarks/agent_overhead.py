@@ -195,6 +195,83 @@ async def mcp_rows(quick: bool) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
+async def tracing_rows(quick: bool) -> list[tuple[str, str, str, str, str]]:
+    """The two-tool-call run on a SQLite session, traced three ways in paired rounds: agnt5's
+    tracing off; on with no OpenTelemetry SDK configured (the API alone: agnt5 records nothing);
+    on with the SDK, a synchronous in-memory span exporter and an in-memory metric reader."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agnt5 import tracing
+
+    runs = 10 if quick else 20
+    rounds = 5 if quick else 15
+    store = SqliteStore(":memory:")
+    counter = {"n": 0}
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+    async def one_run() -> str:
+        counter["n"] += 1
+        session = Session(f"traced-{counter['n']}", store=store)
+        agent = Agent("weather", instructions="You report the weather.", tools=[get_weather], session=session)
+        return str((await agent.run("Weather in Paris and Tokyo?")).output)
+
+    modes = (
+        lambda: tracing.configure(enabled=False),
+        lambda: tracing.configure(),  # the global providers: none set, so OpenTelemetry's no-op
+        lambda: tracing.configure(tracer_provider=provider, meter_provider=meters),
+    )
+    with respx.mock:
+        respx.post(URL).mock(side_effect=responder)
+        for mode in modes:  # warm up
+            mode()
+            exporter.clear()
+            assert await one_run() == "Sunny in both."
+        spans = len(exporter.get_finished_spans())  # of one run, by the last (SDK) mode
+        times: list[list[float]] = [[] for _ in modes]
+        for _ in range(rounds):  # paired: the three sides of a round see the same machine state
+            for mode, measured in zip(modes, times, strict=True):
+                mode()
+                measured.append(await timed(one_run, runs))
+                exporter.clear()
+    tracing.reset()
+    provider.shutdown()
+    meters.shutdown()
+    await store.close()
+    off, no_sdk, sdk = times
+    no_sdk_ratio = statistics.median(x / y for x, y in zip(no_sdk, off, strict=True))
+    sdk_ratio = statistics.median(x / y for x, y in zip(sdk, off, strict=True))
+    return [
+        (
+            "two-tool-call run + SQLite session, tracing off",
+            f"{statistics.median(off) * 1000:.2f} ms",
+            "",
+            "1.00x",
+            "",
+        ),
+        (
+            "same, tracing on, no OpenTelemetry SDK configured",
+            f"{statistics.median(no_sdk) * 1000:.2f} ms",
+            "",
+            f"{no_sdk_ratio:.3f}x",
+            "<= 1.03x",
+        ),
+        (
+            f"same, tracing on, SDK + in-memory exporter and metric reader ({spans} spans a run)",
+            f"{statistics.median(sdk) * 1000:.2f} ms",
+            "",
+            f"{sdk_ratio:.3f}x",
+            "<= 1.10x",
+        ),
+    ]
+
+
 def import_time(module: str) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
@@ -288,6 +365,7 @@ async def run(quick: bool) -> list[tuple[str, str, str, str, str]]:
         ),
     ]
     rows += await mcp_rows(quick)
+    rows += await tracing_rows(quick)
     agnt5_import, litellm_import = import_time("agnt5"), import_time("litellm")
     rows.append(
         (
