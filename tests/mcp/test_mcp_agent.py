@@ -13,6 +13,7 @@ import pytest_asyncio
 from mcp_fixtures import children, gone, http_url, mcp_tasks, stdio_args
 
 from agnt5 import Agent, RunContext, RunHooks, Session, tool
+from agnt5.agent_events import ToolResultEvent
 from agnt5.errors import MCPAuthenticationError, MCPConnectionLostError, MCPTimeoutError, ToolNameClashError
 from agnt5.mcp import MCPServerHTTP, MCPServerStdio
 from agnt5.models import ToolCall
@@ -227,3 +228,35 @@ async def test_a_refused_token_fails_the_run_and_is_not_in_the_audit_trail(
     assert [e.type for e in events][-1] == "agent_run_failed"
     assert "refused the credentials (HTTP 401)" in events[-1].data["message"]
     assert "leaked-if-you-see-me" not in json.dumps([e.data for e in events])
+
+
+async def test_a_handoff_target_and_a_streamed_run_use_their_sources(server: MCPServerStdio) -> None:
+    worker = Agent(
+        "worker", model=ScriptedModel().tool_call("add", {"a": 4, "b": 5}).text("9"), tools=[server]
+    )
+    front = Agent("front", model=ScriptedModel().tool_call("transfer_to_worker", {}), handoffs=[worker])
+    result = await front.run("add 4 and 5")
+    assert (result.agent_name, result.output) == ("worker", "9")
+    assert tool_messages(result.messages)[-1] == "9"
+
+    streamed = Agent(
+        "s", model=ScriptedModel().tool_call("echo", {"text": "streamed"}).text("ok"), tools=[server]
+    )
+    events = [event async for event in streamed.stream("echo")]
+    assert [e.content for e in events if isinstance(e, ToolResultEvent)] == ["streamed"]
+
+
+async def test_cancelling_a_run_mid_call_closes_the_server_it_opened() -> None:
+    before = children()
+    lazy = MCPServerStdio(*stdio_args(), name="cancelled-run")
+    agent = Agent("c", model=ScriptedModel().tool_call("slow", {"seconds": 30}), tools=[lazy])
+    run = asyncio.ensure_future(agent.run("wait"))
+    for _ in range(300):  # until the call is in flight on the server
+        if lazy.connected and lazy._connection is not None and lazy._connection._tools is not None:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert not lazy.connected and not mcp_tasks("cancelled-run") and children() <= before
