@@ -184,13 +184,16 @@ class Agent(Generic[DepsT, OutputT]):
         # Tool sources (MCP servers) are listed at every turn of a run; the rest are Tools.
         self.tool_sources: list[ToolSource] = [t for t in given if is_tool_source(t)]
         self.tools: list[Tool] = [as_tool(t) for t in given if not is_tool_source(t)]
-        self.session = session
+        self.session = _check_session(session, "Agent(session=...)")
         # None for text output; the pydantic model otherwise.
         self.output_type: type[pydantic.BaseModel] | None = (
             None if output_type is None or output_type is str else output_type  # type: ignore[assignment]
         )
         self.max_turns = max_turns
         self.handoffs: list[Agent[Any, Any]] = list(handoffs)
+        for target in self.handoffs:
+            if not isinstance(target, Agent):
+                raise InvalidTypeError(f"handoffs are Agents, got {type(target).__name__}")
         self.memory = memory
         self.deps_type = deps_type
         self.hooks = hooks
@@ -286,7 +289,9 @@ class Agent(Generic[DepsT, OutputT]):
         inputs = input_messages(input)
         if hooks is not None and not isinstance(hooks, RunHooks):
             raise InvalidTypeError(f"hooks must be a RunHooks instance, got {hooks!r}")
-        chosen = session if session is not None else self.session
+        if limits is not None and not isinstance(limits, UsageLimits):
+            raise InvalidTypeError(f"usage_limits must be a UsageLimits, got {type(limits).__name__}")
+        chosen = _check_session(session, "run(session=...)") if session is not None else self.session
         conversation = chosen if chosen is not None else run_local_session(self.model.model)
         run_id = f"run_{os.urandom(8).hex()}"
         ctx: RunContext[Any] = RunContext(overrides.deps_for(self, deps), conversation, self.name, run_id)
@@ -592,6 +597,14 @@ class Agent(Generic[DepsT, OutputT]):
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _check_session(session: Any, where: str) -> Session | None:
+    from agnt5.session import Session
+
+    if session is not None and not isinstance(session, Session):
+        raise InvalidTypeError(f"{where} takes a Session or None, got {type(session).__name__}")
+    return session
 
 
 def _flatten(items: Iterable[Any]) -> Iterable[Any]:
