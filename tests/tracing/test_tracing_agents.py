@@ -266,3 +266,16 @@ async def test_streamed_run_keeps_its_spans_out_of_the_callers_code(otel: Otel, 
         "    chat gpt-4o-mini",
     ]
     assert all((s.attributes or {})["gen_ai.request.stream"] for s in otel.named("chat gpt-4o-mini"))
+
+
+@respx.mock
+async def test_a_stream_closed_early_ends_its_spans_and_its_run(otel: Otel, db: SqliteStore) -> None:
+    respx.post(OPENAI_URL).mock(side_effect=stream_responder)
+    session = Session("early", store=db)
+    stream = agents(db).stream("I was charged twice", session=session)
+    await stream.__anext__()  # the first event; then the caller stops listening
+    await stream.aclose()  # type: ignore[attr-defined]
+    run = otel.one("invoke_agent triage")
+    assert run.end_time is not None and run.status.status_code is StatusCode.UNSET
+    assert all(s.end_time is not None for s in otel.spans())
+    assert not [e for e in await session.events() if e.type == "agent_run_finished"]
