@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Self
 
@@ -25,6 +25,17 @@ logger = logging.getLogger("agnt5.mcp")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def string_map(value: object, field: str) -> dict[str, str]:
+    """`env=` / `headers=`: None or a dict of strings to strings (copied)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidTypeError(f"{field} must be a dict of strings to strings", field=field)
+    return dict(value)
 
 
 def _seconds(value: object, field: str) -> float | None:

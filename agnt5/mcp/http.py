@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from agnt5.errors import (
     InvalidInputError,
-    InvalidTypeError,
     MCPAuthenticationError,
     MCPConnectionLostError,
     MCPError,
@@ -22,7 +21,7 @@ from agnt5.errors import (
     MCPTimeoutError,
 )
 from agnt5.mcp._connection import excerpt
-from agnt5.mcp._server import MCPServer
+from agnt5.mcp._server import MCPServer, string_map
 
 if TYPE_CHECKING:
     from agnt5.mcp._connection import Connection
@@ -55,11 +54,7 @@ class MCPServerHTTP(MCPServer):
             or not urlsplit(url).hostname
         ):
             raise InvalidInputError(f"url must be an http:// or https:// URL, got {url!r}", field="url")
-        if headers is not None and (
-            not isinstance(headers, Mapping)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-        ):
-            raise InvalidTypeError("headers must be a dict of strings to strings", field="headers")
+        headers_given = string_map(headers, "headers")
         super().__init__(
             name=name,
             tool_prefix=tool_prefix,
@@ -68,7 +63,7 @@ class MCPServerHTTP(MCPServer):
             connect_timeout=connect_timeout,
         )
         self.url = url
-        self._headers = dict(headers or {})
+        self._headers = headers_given
 
     def __repr__(self) -> str:
         names = f", headers={sorted(self._headers)}" if self._headers else ""  # names only, never values

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from agnt5.errors import InvalidInputError, InvalidTypeError, MCPConnectionLostError, MCPError, MCPStartError
 from agnt5.mcp._connection import excerpt
-from agnt5.mcp._server import MCPServer
+from agnt5.mcp._server import MCPServer, string_map
 
 if TYPE_CHECKING:
     from agnt5.mcp._connection import Connection
@@ -72,11 +72,7 @@ class MCPServerStdio(MCPServer):
     ) -> None:
         if not isinstance(command, str) or not command.strip():
             raise InvalidInputError(f"command must be a non-empty string, got {command!r}", field="command")
-        if env is not None and (
-            not isinstance(env, Mapping)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
-        ):
-            raise InvalidTypeError("env must be a dict of strings to strings", field="env")
+        env_given = string_map(env, "env")
         super().__init__(
             name=name,
             tool_prefix=tool_prefix,
@@ -86,7 +82,7 @@ class MCPServerStdio(MCPServer):
         )
         self.command = command
         self.args = _strings(args, "args")
-        self._env = dict(env or {})
+        self._env = env_given
         self.cwd = cwd
         self.inherit_env = bool(inherit_env)
         self._stderr = stderr
