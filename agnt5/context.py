@@ -131,7 +131,10 @@ def stable_window(
                 f"the instructions, tools and system messages alone take {fixed} tokens, more than the "
                 f"context budget of {budget}; shorten them or raise context_budget"
             )
-        kept = _newest_fitting(rest, low_water - fixed) if low_water > fixed else []
+        try:
+            kept = _newest_fitting(rest, low_water - fixed) if low_water > fixed else []
+        except TokenBudgetError:  # the newest turn is larger than the low-water mark
+            kept = []
         if not kept or not _is_suffix(kept, rest):
             kept = _newest_fitting(rest, budget - fixed)
         new_cut = str(history[kept[0].start].get("id") or "") if kept else ""

@@ -80,6 +80,21 @@ def test_stable_window_keeps_its_cut_until_the_budget_is_reached() -> None:
     assert moved.cut == "u11" and sum(count(m) for m in moved.messages) == 110
 
 
+def test_a_newest_turn_above_the_low_water_mark_is_sent_whole_within_the_budget() -> None:
+    history = [
+        {"id": "u0", "role": "user"},
+        {"role": "assistant"},
+        {"id": "u1", "role": "user"},
+        {"role": "assistant", "tool_calls": [{"id": "c1"}]},
+        {"role": "tool", "tool_call_id": "c1"},
+        {"role": "assistant", "tool_calls": [{"id": "c2"}]},
+        {"role": "tool", "tool_call_id": "c2"},
+    ]
+    count = lambda m: 40 if m.get("role") == "tool" else 10  # noqa: E731 - turn u1: 110 tokens
+    window = stable_window(history, 0, 125, 50, None, count)
+    assert window.cut == "u1" and len(window.messages) == 5
+
+
 def test_context_budget_is_checked() -> None:
     with pytest.raises(InvalidInputError, match="low_water"):
         ContextBudget(1000, low_water=1.5)
@@ -322,3 +337,19 @@ async def test_streamed_cached_usage_is_priced_at_cache_prices(
         model=model, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens
     )
     assert usage.cost is not None and usage.cost < full + out  # cached tokens cost less
+
+
+@respx.mock
+async def test_a_prune_strategy_prunes_down_to_the_low_water_mark_in_big_steps(sqlite_store: Any) -> None:
+    route = respx.post(OPENAI_URL).mock(return_value=openai_chat("noted " * 20))
+    agent = Agent("helper", instructions="You are a patient helper.", context_budget=BUDGET)
+    session = Session("pruned", retention={"prune_strategy": "sliding_window"}, store=sqlite_store)
+    bodies = await _converse(agent, session, range(30), route)
+    prunes = [e for e in await session.events() if e.type == "prune"]
+    assert 2 <= len(prunes) <= 7  # every few turns, not every turn
+    for body in bodies:
+        assert count_tokens(body["messages"], "gpt-4o-mini") <= BUDGET.tokens
+    active = await session.history()
+    # What is sent is the whole active history (pruning did the cutting), newest turn included.
+    assert [m["content"] for m in _history_of(bodies[-1])] == [m["content"] for m in active[:-1]]
+    assert len(await session.history(include_pruned=True)) == 60
