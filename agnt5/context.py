@@ -36,6 +36,7 @@ from agnt5.instructions import CompiledInstructions
 from agnt5.messages import to_provider_messages
 from agnt5.pending_calls import without_unanswered_calls
 from agnt5.providers import CacheHint
+from agnt5.tokens import REPLY_PRIMER_TOKENS
 
 if TYPE_CHECKING:
     from agnt5.agent_run import Run
@@ -192,21 +193,25 @@ async def cache_aware_prompt(
     head = [{"role": "system", "content": split.head}] if split.head else []
     tail_role = "user" if model.profile.hoists_system else "system"
     tail = [{"role": tail_role, "content": tail_text}] if tail_text else []
-    from agnt5.tokens import REPLY_PRIMER_TOKENS
-
     fixed = sum(count(m) for m in (*head, *tail)) + tools_tokens + REPLY_PRIMER_TOKENS
     limit = min(budget.tokens, cap)
     low = int(limit * budget.low_water)
     cut = _stored_cut(run, agent)
     window = stable_window(history, fixed, limit, low, cut, count)
-    if window.cut is not None and run.durable:
+    if window.cut is not None and run.durable and low > fixed:
         from agnt5.pruning import prune_to_fit
 
         await run.settle()
-        pruned = await prune_to_fit(run.session, low - fixed, model=model)
+        try:
+            pruned = await prune_to_fit(run.session, low - fixed, model=model)
+        except TokenBudgetError:  # the newest turn alone is above the low-water mark: cut instead
+            pruned = None
         if pruned is not None and pruned.changed:
             history = await run.read()
             window = stable_window(history, fixed, limit, low, None, count)
+            # The prune did the cutting: the cut moves to the first message left.
+            first = next((m for m in window.messages if m.get("role") == "user"), None)
+            window = Window(window.messages, window.cut or str((first or {}).get("id") or "") or None)
     if window.cut == "" and window.messages:  # the first message kept is not stored yet
         history = await run.read()
         window = stable_window(history, fixed, limit, low, None, count)

@@ -347,6 +347,8 @@ async def test_a_prune_strategy_prunes_down_to_the_low_water_mark_in_big_steps(s
     bodies = await _converse(agent, session, range(30), route)
     prunes = [e for e in await session.events() if e.type == "prune"]
     assert 2 <= len(prunes) <= 7  # every few turns, not every turn
+    breaks = sum(not _is_prefix(a["messages"], b["messages"]) for a, b in itertools.pairwise(bodies))
+    assert breaks == len(prunes)  # between prunes, each request extends the one before
     for body in bodies:
         assert count_tokens(body["messages"], "gpt-4o-mini") <= BUDGET.tokens
     active = await session.history()
