@@ -36,8 +36,7 @@ from agnt5.agent_events import (
     ToolResultEvent,
 )
 from agnt5.agent_run import Run, gather_or_cancel, input_messages, run_local_session
-from agnt5.blocks import fit_to_budget
-from agnt5.context import ContextBudget, as_context_budget, cache_aware_prompt, split_instructions
+from agnt5.context import ContextBudget, as_context_budget, build_prompt, split_instructions
 from agnt5.errors import (
     GuardrailTripped,
     InvalidInputError,
@@ -49,11 +48,9 @@ from agnt5.errors import (
 from agnt5.guardrails import Guardrail, GuardrailFunction, as_guardrails, first_tripped
 from agnt5.hooks import HookChain, RunHooks
 from agnt5.instructions import Instructions, compile_instructions
-from agnt5.messages import to_provider_messages
 from agnt5.models import LanguageModel, ModelResponse, ResponseComplete, ToolCall, Usage
 from agnt5.models import TextDelta as ModelTextDelta
-from agnt5.pending_calls import unanswered_calls, without_unanswered_calls
-from agnt5.providers import CacheHint
+from agnt5.pending_calls import unanswered_calls
 from agnt5.run_context import DepsT, RunContext
 from agnt5.store.base import NewEvent
 from agnt5.tokens import REPLY_PRIMER_TOKENS, counter_for
@@ -400,7 +397,7 @@ class Agent(Generic[DepsT, OutputT]):
                     schemas.append(_final_result_schema(self.output_type))
                 tools_tokens = sum(counter.text(json.dumps(s, separators=(",", ":"))) for s in schemas)
                 budget = _budget(model, tools_tokens)
-            prompt, history, hint = await self._prompt(run, model, history, budget, tools_tokens)
+            prompt, history, hint = await build_prompt(run, self, model, history, budget, tools_tokens)
             # Only cache-aware requests pass `cache=` (LanguageModel subclasses may not take it).
             cache: dict[str, Any] = {"cache": hint} if hint is not None else {}
             if chain:
@@ -483,47 +480,6 @@ class Agent(Generic[DepsT, OutputT]):
             "or check the tools' results (the partial run is on .partial)",
             partial=_partial(run, self),
         )
-
-    async def _prompt(
-        self, run: Run, model: LanguageModel, history: list[dict[str, Any]], budget: int, tools_tokens: int
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], CacheHint | None]:
-        """Rendered instructions + history fitted to `budget` tokens; returns (prompt, history, hint).
-
-        With a `context_budget`, `agnt5.context.cache_aware_prompt` builds it instead.
-
-        Over budget, a session whose retention names a `prune_strategy` is pruned
-        with it (`agnt5.pruning.prune_to_fit`); otherwise — and if that is still not enough —
-        system messages stay and the newest whole blocks that fit are sent, starting at a user
-        message, without deleting anything (`agnt5.blocks.fit_to_budget`).
-        """
-        counter = counter_for(model.model)
-
-        def count(message: Mapping[str, Any]) -> int:
-            stored = getattr(message, "tokens", None)
-            return stored if isinstance(stored, int) else counter.message(message)
-
-        if self.context_budget is not None:
-            cap = budget + tools_tokens + REPLY_PRIMER_TOKENS
-            return await cache_aware_prompt(
-                run, self.name, model, self._split, history, self.context_budget, tools_tokens, count, cap
-            )
-        text, run.rendered = self._instructions.static or run.rendered, None
-        if text is None:
-            text = await self._instructions.render(run.ctx)
-        instructions = [{"role": "system", "content": text}] if text else []
-
-        own = sum(count(m) for m in instructions)
-        if own + sum(count(m) for m in history) > budget and run.durable:
-            from agnt5.pruning import prune_to_fit
-
-            await run.settle()
-            pruned = await prune_to_fit(run.session, budget - own, model=model)
-            if pruned is not None and pruned.changed:
-                history = await run.read()
-        messages: list[Mapping[str, Any]] = without_unanswered_calls([*instructions, *history])
-        if own + sum(count(m) for m in history) > budget:
-            messages = fit_to_budget(messages, budget, count)
-        return to_provider_messages(messages), history, None
 
     def _taken_names(self) -> dict[str, str]:
         """The tool names this agent defines itself, and whose they are (for clash errors)."""

@@ -30,15 +30,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agnt5.blocks import Block, _newest_fitting, group_blocks
+from agnt5.blocks import Block, _newest_fitting, fit_to_budget, group_blocks
 from agnt5.errors import InvalidInputError, InvalidTypeError, TokenBudgetError
 from agnt5.instructions import CompiledInstructions
 from agnt5.messages import to_provider_messages
 from agnt5.pending_calls import without_unanswered_calls
 from agnt5.providers import CacheHint
-from agnt5.tokens import REPLY_PRIMER_TOKENS
+from agnt5.tokens import REPLY_PRIMER_TOKENS, counter_for
 
 if TYPE_CHECKING:
+    from agnt5.agent import Agent
     from agnt5.agent_run import Run
     from agnt5.models import LanguageModel
 
@@ -93,7 +94,7 @@ class SplitInstructions:
 
 def split_instructions(compiled: CompiledInstructions) -> SplitInstructions:
     """Split at the first part rendered per request (a template with placeholders or a callable)."""
-    parts = compiled._parts
+    parts = compiled._parts  # the parsed parts, in order (agnt5.instructions)
     first = next((i for i, p in enumerate(parts) if not isinstance(p, str)), len(parts))
     head = "\n\n".join(p for p in parts[:first] if isinstance(p, str))
     return SplitInstructions(head, CompiledInstructions(parts[first:]) if first < len(parts) else None)
@@ -159,6 +160,52 @@ def _is_suffix(kept: list[Block], rest: list[Block]) -> bool:
 # --- the agent's prompt --------------------------------------------------------------------------
 
 
+async def build_prompt(
+    run: Run,
+    agent: Agent[Any, Any],
+    model: LanguageModel,
+    history: list[dict[str, Any]],
+    budget: int,
+    tools_tokens: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], CacheHint | None]:
+    """(prompt, history, cache hint) for one model request of `agent`; `budget` is the tokens
+    the model leaves the messages (its window less the output reserve, the tools and the primer).
+
+    With a `context_budget`, `cache_aware_prompt` builds it (the module doc). Otherwise the
+    rendered instructions come first; over budget, a session whose retention names a
+    `prune_strategy` is pruned with it (`agnt5.pruning.prune_to_fit`), and — without one, or if
+    that is still not enough — system messages stay and the newest whole blocks that fit are
+    sent, starting at a user message, without deleting anything (`agnt5.blocks.fit_to_budget`).
+    """
+    counter = counter_for(model.model)
+
+    def count(message: Mapping[str, Any]) -> int:
+        stored = getattr(message, "tokens", None)
+        return stored if isinstance(stored, int) else counter.message(message)
+
+    if agent.context_budget is not None:
+        cap = budget + tools_tokens + REPLY_PRIMER_TOKENS
+        return await cache_aware_prompt(
+            run, agent.name, model, agent._split, history, agent.context_budget, tools_tokens, count, cap
+        )
+    text, run.rendered = agent._instructions.static or run.rendered, None
+    if text is None:
+        text = await agent._instructions.render(run.ctx)
+    instructions = [{"role": "system", "content": text}] if text else []
+    own = sum(count(m) for m in instructions)
+    if own + sum(count(m) for m in history) > budget and run.durable:
+        from agnt5.pruning import prune_to_fit
+
+        await run.settle()
+        pruned = await prune_to_fit(run.session, budget - own, model=model)
+        if pruned is not None and pruned.changed:
+            history = await run.read()
+    messages: list[Mapping[str, Any]] = without_unanswered_calls([*instructions, *history])
+    if own + sum(count(m) for m in history) > budget:
+        messages = fit_to_budget(messages, budget, count)
+    return to_provider_messages(messages), history, None
+
+
 def _stored_cut(run: Run, agent: str) -> str | None:
     cuts = run.session.get_state(CUT_KEY)
     value = cuts.get(agent) if isinstance(cuts, Mapping) else None
@@ -222,4 +269,11 @@ async def cache_aware_prompt(
     return to_provider_messages([*messages, *tail]), history, hint
 
 
-__all__ = ["CUT_KEY", "ContextBudget", "SplitInstructions", "cache_aware_prompt", "split_instructions"]
+__all__ = [
+    "CUT_KEY",
+    "ContextBudget",
+    "SplitInstructions",
+    "build_prompt",
+    "cache_aware_prompt",
+    "split_instructions",
+]
