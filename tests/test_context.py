@@ -221,6 +221,17 @@ async def test_openai_body_carries_prompt_cache_key_from_the_session(sqlite_stor
     assert "prompt_cache_key" not in sent(route)
 
 
+@respx.mock
+async def test_other_openai_compatible_providers_get_no_cache_key(
+    sqlite_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-test-not-a-real-key")
+    route = respx.post(host="api.deepseek.com").mock(return_value=openai_chat("hi", model="deepseek-chat"))
+    agent = Agent("helper", model="deepseek/deepseek-chat", context_budget=2000)
+    assert (await agent.run("hello", session=Session("ds", store=sqlite_store))).output == "hi"
+    assert "prompt_cache_key" not in sent(route)
+
+
 def _marks(body: dict[str, Any]) -> list[str]:
     """Where an Anthropic request body carries cache_control: tools, system blocks, message blocks."""
     found = [f"tool:{t['name']}" for t in body.get("tools", []) if "cache_control" in t]

@@ -27,6 +27,9 @@ class OpenAIProfile:
         return litellm_supports_response_schema(model)
 
     def cache_request(self, request: dict[str, Any], hint: CacheHint) -> dict[str, Any]:
-        """`prompt_cache_key`: OpenAI caches identical prefixes automatically; the key routes the
-        requests of one conversation to the same cache."""
+        """`prompt_cache_key` for OpenAI's own models: OpenAI caches identical prefixes
+        automatically; the key routes the requests of one conversation to the same cache. Models
+        this profile serves only as the fallback (Groq, Ollama...) get nothing."""
+        if not self.matches(str(request.get("model", ""))):
+            return request
         return {**request, "prompt_cache_key": hint.key}
