@@ -366,3 +366,18 @@ async def test_a_prune_strategy_prunes_down_to_the_low_water_mark_in_big_steps(s
     # What is sent is the whole active history (pruning did the cutting), newest turn included.
     assert [m["content"] for m in _history_of(bodies[-1])] == [m["content"] for m in active[:-1]]
     assert len(await session.history(include_pruned=True)) == 60
+
+
+@respx.mock
+async def test_a_streamed_anthropic_request_carries_the_breakpoints_and_reports_cache_reads(
+    sqlite_store: Any,
+) -> None:
+    route = respx.post(ANTHROPIC_URL).mock(return_value=sse_response("anthropic/stream_cache_read.txt"))
+    agent = Agent(
+        "helper", model="anthropic/claude-sonnet-4-5", instructions="Be brief.", context_budget=4000
+    )
+    events = [e async for e in agent.stream("hello", session=Session("s", store=sqlite_store))]
+    body = sent(route)
+    assert body["stream"] is True
+    assert _marks(body) == ["system:0", "message:0:text"]
+    assert events[-1].result.usage.cached_tokens == 1111  # type: ignore[attr-defined]
