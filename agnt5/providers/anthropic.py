@@ -51,7 +51,8 @@ class AnthropicProfile:
             if budget == 0:
                 break
             parts = text_parts(messages[index].get("content"))
-            assert parts is not None
+            if parts is None:  # an empty system message: nothing to mark
+                continue
             parts[-1]["cache_control"] = dict(EPHEMERAL)
             messages[index]["content"] = parts
             budget -= 1
