@@ -29,6 +29,7 @@ _LAZY = {
     "UsageLimits": "agnt5.usage",
     "Agent": "agnt5.agent",
     "AgentResult": "agnt5.agent",
+    "ContextBudget": "agnt5.context",
     "RunHooks": "agnt5.hooks",
     "Guardrail": "agnt5.guardrails",
     "GuardrailResult": "agnt5.guardrails",
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from agnt5.agent import Agent as Agent
     from agnt5.agent import AgentResult as AgentResult
     from agnt5.config import configure as configure
+    from agnt5.context import ContextBudget as ContextBudget
     from agnt5.entity import Entity as Entity
     from agnt5.errors import GuardrailTripped as GuardrailTripped
     from agnt5.errors import HookError as HookError

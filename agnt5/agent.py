@@ -36,7 +36,7 @@ from agnt5.agent_events import (
     ToolResultEvent,
 )
 from agnt5.agent_run import Run, gather_or_cancel, input_messages, run_local_session
-from agnt5.blocks import fit_to_budget
+from agnt5.context import ContextBudget, as_context_budget, build_prompt, split_instructions
 from agnt5.errors import (
     GuardrailTripped,
     InvalidInputError,
@@ -48,10 +48,9 @@ from agnt5.errors import (
 from agnt5.guardrails import Guardrail, GuardrailFunction, as_guardrails, first_tripped
 from agnt5.hooks import HookChain, RunHooks
 from agnt5.instructions import Instructions, compile_instructions
-from agnt5.messages import to_provider_messages
 from agnt5.models import LanguageModel, ModelResponse, ResponseComplete, ToolCall, Usage
 from agnt5.models import TextDelta as ModelTextDelta
-from agnt5.pending_calls import unanswered_calls, without_unanswered_calls
+from agnt5.pending_calls import unanswered_calls
 from agnt5.run_context import DepsT, RunContext
 from agnt5.store.base import NewEvent
 from agnt5.tokens import REPLY_PRIMER_TOKENS, counter_for
@@ -143,7 +142,9 @@ class Agent(Generic[DepsT, OutputT]):
     `output_type` is a pydantic model for structured output. `memory` (a Memory) gives the
     model `remember` and `recall` tools. `session` is the conversation of runs given none; a run
     without either gets a fresh in-memory session of its own. `deps_type` types `run(deps=...)`;
-    `hooks` (a RunHooks) and the guardrails apply to every run of this agent.
+    `hooks` (a RunHooks) and the guardrails apply to every run of this agent. `context_budget`
+    (tokens, or a `ContextBudget`) makes prompts cache-aware: stable cuts, instructions rendered
+    from state sent last, provider caching hints (`agnt5.context`).
     """
 
     def __init__(
@@ -162,6 +163,7 @@ class Agent(Generic[DepsT, OutputT]):
         hooks: RunHooks[DepsT] | None = None,
         input_guardrails: Sequence[Guardrail[DepsT] | GuardrailFunction[DepsT]] = (),
         output_guardrails: Sequence[Guardrail[DepsT] | GuardrailFunction[DepsT]] = (),
+        context_budget: int | ContextBudget | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise InvalidInputError(
@@ -180,6 +182,8 @@ class Agent(Generic[DepsT, OutputT]):
         self.model = model if isinstance(model, LanguageModel) else LanguageModel(model)
         self.instructions = instructions
         self._instructions = compile_instructions(instructions)
+        self.context_budget = as_context_budget(context_budget)
+        self._split = split_instructions(self._instructions)
         given = list(_flatten(tools))
         # Tool sources (MCP servers) are listed at every turn of a run; the rest are Tools.
         self.tool_sources: list[ToolSource] = [t for t in given if is_tool_source(t)]
@@ -301,8 +305,9 @@ class Agent(Generic[DepsT, OutputT]):
         agent: Agent[Any, Any] = self
         came_from = self.name
         try:
-            if self._instructions.static is None and not conversation.store.supports_sync:
-                await conversation.load()  # placeholders read state synchronously
+            reads_state = self._instructions.static is None or self.context_budget is not None
+            if reads_state and not conversation.store.supports_sync:
+                await conversation.load()  # placeholders and the stored cut read state synchronously
             if inputs:
                 tripped = await first_tripped(
                     self.input_guardrails, ctx, input if isinstance(input, str) else inputs, "input"
@@ -392,7 +397,9 @@ class Agent(Generic[DepsT, OutputT]):
                     schemas.append(_final_result_schema(self.output_type))
                 tools_tokens = sum(counter.text(json.dumps(s, separators=(",", ":"))) for s in schemas)
                 budget = _budget(model, tools_tokens)
-            prompt, history = await self._prompt(run, model, history, budget)
+            prompt, history, hint = await build_prompt(run, self, model, history, budget, tools_tokens)
+            # Only cache-aware requests pass `cache=` (LanguageModel subclasses may not take it).
+            cache: dict[str, Any] = {"cache": hint} if hint is not None else {}
             if chain:
                 prompt = await chain.model_request(ctx, self, prompt)
             if run.limits is not None:
@@ -401,7 +408,7 @@ class Agent(Generic[DepsT, OutputT]):
             response: ModelResponse | None = None
             if stream:
                 async for delta in model.stream(
-                    prompt, tools=schemas or None, response_format=response_format
+                    prompt, tools=schemas or None, response_format=response_format, **cache
                 ):
                     if isinstance(delta, ModelTextDelta):
                         yield TextDelta(self.name, delta.text)
@@ -409,7 +416,7 @@ class Agent(Generic[DepsT, OutputT]):
                         response = delta.response
             else:
                 response = await model.generate(
-                    prompt, tools=schemas or None, response_format=response_format
+                    prompt, tools=schemas or None, response_format=response_format, **cache
                 )
             assert response is not None
             run.add_usage(response.usage)
@@ -473,39 +480,6 @@ class Agent(Generic[DepsT, OutputT]):
             "or check the tools' results (the partial run is on .partial)",
             partial=_partial(run, self),
         )
-
-    async def _prompt(
-        self, run: Run, model: LanguageModel, history: list[dict[str, Any]], budget: int
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Rendered instructions + history fitted to `budget` tokens; returns (prompt, history).
-
-        Over budget, a session whose retention names a `prune_strategy` is pruned
-        with it (`agnt5.pruning.prune_to_fit`); otherwise — and if that is still not enough —
-        system messages stay and the newest whole blocks that fit are sent, starting at a user
-        message, without deleting anything (`agnt5.blocks.fit_to_budget`).
-        """
-        counter = counter_for(model.model)
-        text, run.rendered = self._instructions.static or run.rendered, None
-        if text is None:
-            text = await self._instructions.render(run.ctx)
-        instructions = [{"role": "system", "content": text}] if text else []
-
-        def count(message: Mapping[str, Any]) -> int:
-            stored = getattr(message, "tokens", None)
-            return stored if isinstance(stored, int) else counter.message(message)
-
-        own = sum(count(m) for m in instructions)
-        if own + sum(count(m) for m in history) > budget and run.durable:
-            from agnt5.pruning import prune_to_fit
-
-            await run.settle()
-            pruned = await prune_to_fit(run.session, budget - own, model=model)
-            if pruned is not None and pruned.changed:
-                history = await run.read()
-        messages: list[Mapping[str, Any]] = without_unanswered_calls([*instructions, *history])
-        if own + sum(count(m) for m in history) > budget:
-            messages = fit_to_budget(messages, budget, count)
-        return to_provider_messages(messages), history
 
     def _taken_names(self) -> dict[str, str]:
         """The tool names this agent defines itself, and whose they are (for clash errors)."""

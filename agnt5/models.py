@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agnt5 import _litellm, errors, tokens, tracing
 from agnt5.messages import to_provider_messages
-from agnt5.providers import ProviderProfile, profile_for
+from agnt5.providers import CacheHint, ProviderProfile, profile_for
 from agnt5.usage import Usage as Usage  # re-exported: Usage lived here first
 
 if TYPE_CHECKING:
@@ -184,6 +184,7 @@ class LanguageModel:
         tools: Sequence[Tool | Mapping[str, Any]] | None,
         tool_choice: str | Mapping[str, Any] | None,
         response_format: Any,
+        cache: CacheHint | None = None,
     ) -> dict[str, Any]:
         prepared = to_provider_messages(messages)
         if self.profile.requires_user_first:
@@ -196,7 +197,7 @@ class LanguageModel:
                 request["tool_choice"] = tool_choice
         if response_format is not None:
             request["response_format"] = response_format
-        return request
+        return self.profile.cache_request(request, cache) if cache is not None else request
 
     async def generate(
         self,
@@ -204,9 +205,12 @@ class LanguageModel:
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Any = None,
+        *,
+        cache: CacheHint | None = None,
     ) -> ModelResponse:
-        """One completion. `tools` are `Tool`s or OpenAI tool dicts; `response_format` a dict or pydantic model."""
-        request = self._request(messages, tools, tool_choice, response_format)
+        """One completion. `tools` are `Tool`s or OpenAI tool dicts; `response_format` a dict or
+        pydantic model; `cache` adds the provider's prompt-caching hints (`agnt5.providers`)."""
+        request = self._request(messages, tools, tool_choice, response_format, cache)
         with tracing.model_call(self, request) as call:
             raw = await _litellm.acompletion(num_retries=self.num_retries, **request)
             try:
@@ -223,12 +227,14 @@ class LanguageModel:
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Any = None,
+        *,
+        cache: CacheHint | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Stream a completion: TextDelta/ToolCallDelta events, then one ResponseComplete.
 
         A stream that ends before the provider says why it stopped raises ProviderError.
         """
-        request = self._request(messages, tools, tool_choice, response_format)
+        request = self._request(messages, tools, tool_choice, response_format, cache)
         request["stream"] = True
         # litellm never forwards this where unsupported; it tells its stream wrapper to report usage.
         request.setdefault("stream_options", {"include_usage": True})
@@ -317,11 +323,26 @@ def _usage(raw_usage: Any, model: str, raw_response: Any = None) -> Usage:
     total = _int(_get(raw_usage, "total_tokens")) or prompt + completion
     details = _get(raw_usage, "prompt_tokens_details")
     cached = _int(_get(details, "cached_tokens")) if details is not None else 0
-    cost = _cost(raw_usage, model, prompt, completion, raw_response)
-    return Usage(prompt, completion, total, cost, requests=1, cached_tokens=cached)
+    # Anthropic's cache writes; litellm keeps the field and counts them in prompt_tokens.
+    written = _int(_get(raw_usage, "cache_creation_input_tokens"))
+    if not written and details is not None:
+        written = _int(_get(details, "cache_creation_tokens"))
+    cost = _cost(raw_usage, model, prompt, completion, raw_response, cached, written)
+    return Usage(
+        prompt, completion, total, cost, requests=1, cached_tokens=cached, cache_write_tokens=written
+    )
 
 
-def _cost(raw_usage: Any, model: str, prompt: int, completion: int, raw_response: Any) -> float | None:
+def _cost(
+    raw_usage: Any,
+    model: str,
+    prompt: int,
+    completion: int,
+    raw_response: Any,
+    cached: int = 0,
+    written: int = 0,
+) -> float | None:
+    """USD per litellm's price map, cache reads and writes at their own prices (None when unknown)."""
     hidden = getattr(raw_response, "_hidden_params", None)
     if isinstance(hidden, Mapping) and isinstance(hidden.get("response_cost"), int | float):
         return float(hidden["response_cost"])
@@ -333,7 +354,11 @@ def _cost(raw_usage: Any, model: str, prompt: int, completion: int, raw_response
         if raw_response is not None:
             return float(litellm.completion_cost(completion_response=raw_response))
         prompt_cost, completion_cost = litellm.cost_per_token(
-            model=model, prompt_tokens=prompt, completion_tokens=completion
+            model=model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cache_read_input_tokens=cached,
+            cache_creation_input_tokens=written,
         )
         return float(prompt_cost + completion_cost)
     except Exception:

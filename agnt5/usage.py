@@ -13,7 +13,8 @@ class Usage:
     """Token usage of model calls; `cost` in USD when litellm's price map knows the model.
 
     `requests` counts the model calls summed here. `cached_tokens` are prompt tokens the provider
-    served from its cache (included in `prompt_tokens`). `estimated` is True when some of these
+    served from its cache and `cache_write_tokens` those it wrote to its cache (Anthropic's
+    `cache_creation_input_tokens`), both included in `prompt_tokens`. `estimated` is True when some of these
     numbers were not reported by the provider but estimated locally (litellm counts the tokens
     itself when a response carries no usage).
     """
@@ -25,6 +26,7 @@ class Usage:
     requests: int = 0
     cached_tokens: int = 0
     estimated: bool = False
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         """The usage of both (cost unknown only if both are; estimated if either is)."""
@@ -37,6 +39,7 @@ class Usage:
             self.requests + other.requests,
             self.cached_tokens + other.cached_tokens,
             self.estimated or other.estimated,
+            self.cache_write_tokens + other.cache_write_tokens,
         )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from agnt5.cli.render import ProgressBar
 from agnt5.models import LanguageModel
+from agnt5.providers import CacheHint
 
 if TYPE_CHECKING:
     from agnt5.memory_vector import VectorMemoryService
@@ -92,8 +93,10 @@ class DemoModel(LanguageModel):
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Any = None,
+        *,
+        cache: CacheHint | None = None,
     ) -> ModelResponse:
-        response = await super().generate(messages, tools, tool_choice, response_format)
+        response = await super().generate(messages, tools, tool_choice, response_format, cache=cache)
         self._demo.model_calls += 1
         if self._demo.bar is not None:
             self._demo.bar.advance()

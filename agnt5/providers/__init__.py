@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agnt5.providers.anthropic import AnthropicProfile
-from agnt5.providers.base import ProviderProfile
+from agnt5.providers.base import CacheHint, ProviderProfile
 from agnt5.providers.gemini import GeminiProfile
 from agnt5.providers.openai import OpenAIProfile
 
@@ -27,6 +27,7 @@ __all__ = [
     "GEMINI",
     "OPENAI",
     "AnthropicProfile",
+    "CacheHint",
     "GeminiProfile",
     "OpenAIProfile",
     "ProviderProfile",

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHint:
+    """Asks a provider to cache the prompt's stable prefix: `key` names the conversation (the
+    session id); the last `tail` messages change from request to request (state-rendered
+    instructions) and are never marked as cacheable."""
+
+    key: str
+    tail: int = 0
 
 
 @runtime_checkable
@@ -24,12 +35,23 @@ class ProviderProfile(Protocol):
         """The first non-system message must have role "user" (else the provider answers HTTP 400)."""
         ...
 
+    @property
+    def hoists_system(self) -> bool:
+        """System messages anywhere in a request become one system prompt ahead of the messages
+        (Anthropic's `system`, Gemini's `system_instruction`), so text that changes per request
+        must be sent as a user message to keep the prefix stable."""
+        ...
+
     def matches(self, model: str) -> bool:
         """Whether this profile serves the litellm model string `model`."""
         ...
 
     def supports_json_schema(self, model: str) -> bool:
         """Whether `response_format` with a JSON schema is enforced natively for `model`."""
+        ...
+
+    def cache_request(self, request: dict[str, Any], hint: CacheHint) -> dict[str, Any]:
+        """`request` (litellm keyword arguments) with this provider's prompt-caching hints added."""
         ...
 
 
@@ -41,3 +63,12 @@ def litellm_supports_response_schema(model: str) -> bool:
         return bool(get_litellm().supports_response_schema(model=model))
     except Exception:
         return False
+
+
+def text_parts(content: Any) -> list[dict[str, Any]] | None:
+    """A message's content as a list of content parts (copied), or None when it has none."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else None
+    if isinstance(content, list) and content and all(isinstance(p, dict) for p in content):
+        return [dict(p) for p in content]
+    return None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from agnt5.providers.base import litellm_supports_response_schema
+from agnt5.providers.base import CacheHint, litellm_supports_response_schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,7 @@ class GeminiProfile:
     name: str = "gemini"
     api_key_env: str = "GEMINI_API_KEY"
     requires_user_first: bool = True
+    hoists_system: bool = True
 
     def matches(self, model: str) -> bool:
         """Model names starting with "gemini/" (AI Studio) or "gemini-"."""
@@ -23,3 +25,7 @@ class GeminiProfile:
     def supports_json_schema(self, model: str) -> bool:
         """Gemini 1.5 and later accept a response schema; litellm's model map knows which."""
         return litellm_supports_response_schema(model)
+
+    def cache_request(self, request: dict[str, Any], hint: CacheHint) -> dict[str, Any]:
+        """Nothing: Gemini caches repeated prefixes implicitly."""
+        return request

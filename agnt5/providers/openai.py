@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from agnt5.providers.base import litellm_supports_response_schema
+from agnt5.providers.base import CacheHint, litellm_supports_response_schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,7 @@ class OpenAIProfile:
     name: str = "openai"
     api_key_env: str = "OPENAI_API_KEY"
     requires_user_first: bool = False
+    hoists_system: bool = False
 
     def matches(self, model: str) -> bool:
         """Bare OpenAI model names and the "openai/" prefix."""
@@ -23,3 +25,11 @@ class OpenAIProfile:
     def supports_json_schema(self, model: str) -> bool:
         """Structured outputs per litellm's model map (gpt-4o and later)."""
         return litellm_supports_response_schema(model)
+
+    def cache_request(self, request: dict[str, Any], hint: CacheHint) -> dict[str, Any]:
+        """`prompt_cache_key` for OpenAI's own models: OpenAI caches identical prefixes
+        automatically; the key routes the requests of one conversation to the same cache. Models
+        this profile serves only as the fallback (Groq, Ollama...) get nothing."""
+        if not self.matches(str(request.get("model", ""))):
+            return request
+        return {**request, "prompt_cache_key": hint.key}

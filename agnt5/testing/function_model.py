@@ -28,6 +28,7 @@ from agnt5.models import (
     ToolCallDelta,
     Usage,
 )
+from agnt5.providers import CacheHint
 from agnt5.tokens import counter_for
 
 if TYPE_CHECKING:
@@ -148,6 +149,8 @@ class FunctionModel(LanguageModel):
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Any = None,
+        *,
+        cache: CacheHint | None = None,
     ) -> ModelResponse:
         return await self._respond(messages, tools, tool_choice, response_format, stream=False)
 
@@ -157,6 +160,8 @@ class FunctionModel(LanguageModel):
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Any = None,
+        *,
+        cache: CacheHint | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """The same reply, streamed: the text word by word, then each tool call, then the whole response."""
         response = await self._respond(messages, tools, tool_choice, response_format, stream=True)

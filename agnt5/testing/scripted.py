@@ -22,6 +22,7 @@ from agnt5.models import (
     ToolCall,
     Usage,
 )
+from agnt5.providers import CacheHint
 
 if TYPE_CHECKING:
     from agnt5.tools import Tool
@@ -129,6 +130,8 @@ class ScriptedModel(LanguageModel):
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Any = None,
+        *,
+        cache: CacheHint | None = None,
     ) -> ModelResponse:
         step = self._next(messages, tools, response_format)
         if isinstance(step, BaseException):
@@ -141,6 +144,8 @@ class ScriptedModel(LanguageModel):
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         response_format: Any = None,
+        *,
+        cache: CacheHint | None = None,
     ) -> AsyncIterator[StreamEvent]:
         step = self._next(messages, tools, response_format)
         if isinstance(step, BaseException):
