@@ -142,9 +142,13 @@ _checked_headers: dict[str, SessionHeader] = {}
 
 def check_events(events: Sequence[NewEvent]) -> None:
     """Refuse, as InvalidInputError, an event the database could not store."""
-    for e in events:
-        check_text(e.type, "event type")
-        encode(e.data, f"{e.type} event data")
+    encode_events(events)
+
+
+def encode_events(events: Sequence[NewEvent]) -> list[tuple[str, str]]:
+    """(type, data as JSON text) of each event, checked: an event the database could not store
+    is refused as InvalidInputError."""
+    return [(check_text(e.type, "event type"), encode(e.data, f"{e.type} event data")) for e in events]
 
 
 def encode_memory(write: MemoryWrite) -> str:

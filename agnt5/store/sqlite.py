@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import functools
 import json
 import os
 import sqlite3
@@ -36,7 +37,6 @@ from agnt5.store import _prune_sql, _undo_sql
 from agnt5.store import _sqlite_counters as counters
 from agnt5.store._rows import (
     MAX_INT,
-    check_events,
     check_header,
     check_text,
     clamp,
@@ -44,6 +44,7 @@ from agnt5.store._rows import (
     dumps,
     encode,
     encode_cursor,
+    encode_events,
     encode_memory,
     event_from_row,
     header_from_row,
@@ -142,7 +143,7 @@ class _AppendJob:
     header: SessionHeader
     now: float
     rows: list[tuple[int, str]]  # (tokens, entry JSON) per message
-    events: Sequence[NewEvent]
+    events: list[tuple[str, str]]  # (type, data JSON) per event
     future: asyncio.Future[int]
     first_seq: int = 0
     updated_at: float = 0.0  # the session's update time as of this append
@@ -500,8 +501,8 @@ class SqliteStore:
         # Encoded (and checked) here: the database thread only writes.
         rows = [(m.tokens, encode(m, "message")) for m in entries]
         check_header(header)
-        check_events(events)
-        job = _AppendJob(header, now, rows, events, asyncio.get_running_loop().create_future())
+        encoded = encode_events(events)
+        job = _AppendJob(header, now, rows, encoded, asyncio.get_running_loop().create_future())
         # Queued before the first await: a cancelled caller still gets its append committed whole.
         self._appends.append(job)
         try:
@@ -629,7 +630,7 @@ class SqliteStore:
         return await self._call(run)
 
     async def remove_messages(self, session_id: str, removal: Removal) -> list[Message]:
-        check_events([removal.event])
+        encode_events([removal.event])
 
         def run(conn: sqlite3.Connection) -> list[Message]:
             with _transaction(conn):
@@ -672,13 +673,13 @@ class SqliteStore:
 
     async def append_events(self, header: SessionHeader, events: Sequence[NewEvent]) -> None:
         check_header(header)
-        check_events(events)
+        encoded = encode_events(events)
 
         def run(conn: sqlite3.Connection) -> None:
             now = _now()
             with _transaction(conn):
                 first_event = _counters(conn, header, now).next_event
-                _insert_numbered_events(conn, header.id, first_event, events, now)
+                _insert_numbered_events(conn, header.id, first_event, encoded, now)
 
         await self._call(run)
 
@@ -955,10 +956,11 @@ def _read_messages(
 def _read_session(
     conn: sqlite3.Connection, session_id: str, limit: int | None, include_pruned: bool
 ) -> tuple[SessionHeader | None, list[Message]]:
+    if _get_session(conn, session_id) is None:
+        return None, []  # never stored, so no messages: every append stores the session first
     conn.execute("BEGIN")  # one snapshot: the header's count matches the messages
     try:
         header = _get_session(conn, session_id)
-        # A session not stored yet has no messages (every append stores the session first).
         messages = [] if header is None else _read_messages(conn, session_id, limit, include_pruned)
     finally:
         conn.execute("COMMIT")
@@ -983,10 +985,9 @@ ON CONFLICT (id) DO UPDATE SET
 """
 _TOUCH = "UPDATE sessions SET updated_at = ?1, expires_at = ?1 + ttl_days * 86400.0 WHERE id = ?2"
 _TOUCH_INTERVAL = 1.0
-_INSERT_MESSAGE = (
-    "INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, entry) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
+# Rows are added by _insert_rows: these take the VALUES lists.
+_INSERT_MESSAGES = "INSERT INTO messages (session_id, pos, seq, event_id, created_at, tokens, entry) VALUES "
+_INSERT_EVENTS = "INSERT INTO events (session_id, id, created_at, type, data) VALUES "
 
 
 def _header_params(header: SessionHeader, now: float) -> dict[str, Any]:
@@ -1028,14 +1029,11 @@ def _append(conn: sqlite3.Connection, job: _AppendJob) -> int:
     next_ = _counters(conn, job.header, now)
     seq, event_id = next_.next_seq, next_.next_event
     job.updated_at = next_.updated_at
-    if len(job.rows) == 1:
-        tokens, entry = job.rows[0]
-        conn.execute(_INSERT_MESSAGE, (sid, seq, seq, event_id, now, tokens, entry))
-    else:
-        conn.executemany(
-            _INSERT_MESSAGE,
-            [(sid, seq + i, seq + i, event_id + i, now, t, e) for i, (t, e) in enumerate(job.rows)],
-        )
+    _insert_rows(
+        conn,
+        _INSERT_MESSAGES,
+        [(sid, seq + i, seq + i, event_id + i, now, t, e) for i, (t, e) in enumerate(job.rows)],
+    )
     _insert_numbered_events(conn, sid, event_id + len(job.rows), job.events, now)
     return seq
 
@@ -1044,18 +1042,35 @@ def _insert_events(conn: sqlite3.Connection, session_id: str, events: Sequence[N
     """Number `events` after the session's last event and insert them (no-op without the session)."""
     found = counters.read(conn, session_id) if events else None
     if found is not None:
-        _insert_numbered_events(conn, session_id, found.next_event, events, now)
+        encoded = [(e.type, dumps(e.data)) for e in events]
+        _insert_numbered_events(conn, session_id, found.next_event, encoded, now)
 
 
 def _insert_numbered_events(
-    conn: sqlite3.Connection, session_id: str, first_id: int, events: Sequence[NewEvent], now: float
+    conn: sqlite3.Connection, session_id: str, first_id: int, events: Sequence[tuple[str, str]], now: float
 ) -> None:
-    if not events:
-        return
-    conn.executemany(
-        "INSERT INTO events (session_id, id, created_at, type, data) VALUES (?, ?, ?, ?, ?)",
-        [(session_id, first_id + i, now, e.type, dumps(e.data)) for i, e in enumerate(events)],
+    """Insert (type, data JSON) events numbered from `first_id`."""
+    _insert_rows(
+        conn, _INSERT_EVENTS, [(session_id, first_id + i, now, t, d) for i, (t, d) in enumerate(events)]
     )
+
+
+_ROWS_PER_INSERT = 16
+
+
+def _insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert `rows` with one multi-row INSERT per 16 of them: each statement runs in one call
+    into SQLite, where executemany makes one per row and retakes the GIL after each (a wait of
+    up to the interpreter's switch interval when another thread is busy)."""
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        conn.execute(_values_sql(insert, len(chunk[0]), len(chunk)), [v for row in chunk for v in row])
+
+
+@functools.cache
+def _values_sql(insert: str, columns: int, rows: int) -> str:
+    row = "(" + ", ".join("?" * columns) + ")"
+    return insert + ", ".join([row] * rows)
 
 
 def _delete_session(conn: sqlite3.Connection, session_id: str) -> bool:
@@ -1112,7 +1127,7 @@ def _write_state(
                     "updated_at = excluded.updated_at",
                     (scope, owner, key, value, now),
                 )
-        _insert_numbered_events(conn, header.id, first_event, events, now)
+        _insert_numbered_events(conn, header.id, first_event, [(e.type, dumps(e.data)) for e in events], now)
 
 
 # --- long-term memory helpers (agnt5.memory), run on the connection thread ------------------------

@@ -17,6 +17,7 @@ from agnt5.errors import SchemaVersionError, StoreError
 from agnt5.store import Store
 from agnt5.store import migrations as migrations_module
 from agnt5.store import sqlite as sqlite_module
+from agnt5.store.base import NewEvent
 from agnt5.store.migrations import LATEST_VERSION, MIGRATIONS
 from agnt5.store.sqlite import BUSY_TIMEOUT_MS, SqliteStore, schema_version
 
@@ -384,6 +385,46 @@ async def test_history_limit_work_does_not_grow_with_the_session(store: SqliteSt
     await long.history()
     on_connection(store, lambda c: c.set_progress_handler(None, 10))
     assert steps[0] > long_steps * 20
+
+
+async def test_an_append_writes_each_table_with_one_statement(store: SqliteStore) -> None:
+    """A step (messages and events) reaches SQLite as one INSERT per table, 16 rows at most each:
+    every statement is a call that releases and retakes the GIL, which costs a wait whenever
+    another thread is busy. Seqs and event ids stay gap-free across the chunks."""
+    s = Session("step", store=store)
+    await s.send_message({"role": "user", "content": "first"})  # the session exists
+    step = [
+        ({"role": "assistant", "content": None, "tool_calls": [_call("c1"), _call("c2")]}, {"agent": "a"}),
+        ({"role": "tool", "tool_call_id": "c1", "content": "r1"}, {"agent": "a"}),
+        ({"role": "tool", "tool_call_id": "c2", "content": "r2"}, {"agent": "a"}),
+    ]
+    events = [NewEvent("tool_call", {"n": i}) for i in range(4)]
+    statements = capture_sql(store)
+    stored = await s._append(step, events)
+    stop_capture(store)
+    inserts = [q.split("(")[0].strip() for q in statements if q.lstrip().upper().startswith("INSERT")]
+    assert inserts == ["INSERT INTO messages", "INSERT INTO events"], statements
+    assert [m.seq for m in stored] == [2, 3, 4]
+
+    many = [({"role": "user", "content": f"m{i}"}, {}) for i in range(40)]
+    statements = capture_sql(store)
+    stored = await s._append(many, [NewEvent("bulk", {"n": i}) for i in range(17)])
+    stop_capture(store)
+    inserts = [q.split("(")[0].strip() for q in statements if q.lstrip().upper().startswith("INSERT")]
+    assert inserts == ["INSERT INTO messages"] * 3 + ["INSERT INTO events"] * 2, statements
+    assert [m.seq for m in stored] == list(range(5, 45))
+    history = await Session("step", store=store).history()
+    assert [m.seq for m in history] == list(range(1, 45))
+    assert [m["content"] for m in history[4:]] == [f"m{i}" for i in range(40)]
+    trail = await s.events()
+    custom = [e for e in trail if e.type in ("tool_call", "bulk")]
+    assert [e.data["n"] for e in custom] == [*range(4), *range(17)]
+    ids = [e.id for e in trail]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) == 44 + 21
+
+
+def _call(call_id: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": "f", "arguments": "{}"}}
 
 
 async def test_list_sessions_by_app_and_user_uses_the_index(store: SqliteStore) -> None:
