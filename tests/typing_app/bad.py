@@ -35,6 +35,6 @@ async def agents() -> None:
     agent = Agent("a", deps_type=Deps)
     await agent.run("hi", deps=42)  # expect: arg-type
     result = await agent.run("hi", deps=Deps())
-    result.output.amount  # expect: attr-defined
+    _ = result.output.amount  # expect: attr-defined
     UsageLimits(requests="5")  # expect: arg-type
     needs_deps(RunContext(deps=None, session=Session()))  # expect: arg-type
