@@ -316,18 +316,22 @@ class Agent(Generic[DepsT, OutputT]):
                     raise tripped
             await HookChain.of(self.hooks, hooks).run_start(ctx, self)
             run.started = True
-            # A run-local session starts empty; an application's may end with calls never answered.
-            history = await run.read() if run.durable else []
-            items: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
+            meta = {"agent": self.name}
+            items: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = [(m, meta) for m in inputs]
             events = [run.event("agent_run_started", agent=self.name, model=overrides.model_for(self).model)]
-            pending = self._resumable(unanswered_calls(history)) if history else []
-            answers = await self._run_tools(run, pending, {}, self.tools) if pending else []
-            items += [_tool_message(c, a, self.name) for c, (a, _) in zip(pending, answers, strict=True)]
-            events += _tool_events(run, self, pending, answers, None)
-            items += [(m, {"agent": self.name}) for m in inputs]
             if self._instructions.static is None:  # a missing state key fails before anything is stored
                 run.rendered = await self._instructions.render(ctx)
-            history += run.append_soon(items, events)  # stored while the first request is in flight
+            # A run-local session starts empty. An application's is read with the input stored after
+            # it (one store call), unless it ends with calls never answered: those are run first.
+            history, opened = await run.open(items, events) if run.durable else ([], False)
+            pending = self._resumable(unanswered_calls(history)) if history and not opened else []
+            answers = await self._run_tools(run, pending, {}, self.tools) if pending else []
+            if not opened:
+                if pending and self._instructions.static is None:  # what the tools changed shows
+                    run.rendered = await self._instructions.render(ctx)
+                done = [_tool_message(c, a, self.name) for c, (a, _) in zip(pending, answers, strict=True)]
+                events += _tool_events(run, self, pending, answers, None)
+                history += run.append_soon(done + items, events)  # stored during the first request
             for call, (answer, _) in zip(pending, answers, strict=True):
                 yield ToolResultEvent(self.name, call.id, call.name, answer.content, answer.is_error)
             while True:

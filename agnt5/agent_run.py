@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agnt5 import tracing
 from agnt5.errors import InvalidTypeError
 from agnt5.messages import validate_message
+from agnt5.pending_calls import unanswered_calls
 from agnt5.run_context import RunContext
 from agnt5.store.base import NewEvent
 from agnt5.usage import Usage, UsageLimits
@@ -76,6 +77,22 @@ class Run:
         await self.settle()
         return list(await self.session.history())
 
+    async def open(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        events: Sequence[NewEvent],
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Start on an application's session: its history, with the run's input and start
+        events stored after it in the same store call (one transaction: one trip to the database
+        thread, where a read and an append take two). Returns (history with the input, True) —
+        or (history, False) with nothing stored when it ends with tool calls never answered,
+        which the run deals with before storing its input (then through `append_soon`)."""
+        history, stored = await asyncio.shield(self.session._read_and_append(items, events, _nothing_pending))
+        if stored is None:
+            return list(history), False
+        self.messages.extend(stored)
+        return [*history, *stored], True
+
     def append_soon(
         self,
         items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
@@ -127,6 +144,10 @@ class Run:
             await self.settle()
         if self.durable and events:
             await asyncio.shield(self.session._append([], events))
+
+
+def _nothing_pending(history: Sequence[Mapping[str, Any]]) -> bool:
+    return not unanswered_calls(history)
 
 
 async def gather_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:

@@ -12,7 +12,7 @@ import html
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -200,10 +200,12 @@ class Session:
                 sync.save_session_sync(self._header)
         return self._header
 
-    def _header_changed(self, stored: SessionHeader | None) -> bool:
-        assert self._header is not None
+    def _header_changed(self, stored: SessionHeader | None, header: SessionHeader | None = None) -> bool:
+        """Whether `header` (default: this object's) changes the stored metadata or retention."""
+        header = header if header is not None else self._header
+        assert header is not None
         return stored is not None and (
-            self._header.metadata != stored.metadata or self._header.retention != stored.retention
+            header.metadata != stored.metadata or header.retention != stored.retention
         )
 
     async def _ensure(self) -> SessionHeader:
@@ -329,6 +331,22 @@ class Session:
         events: Sequence[NewEvent],
     ) -> builtins.list[Message]:
         """Validate and append (message, metadata) pairs plus audit events, in one transaction."""
+        new = await self._new_messages(items)
+        if not new and not events:
+            return []
+        header = self._header if self._header is not None and not self._pending else await self._ensure()
+        if not new:
+            await asyncio.shield(self.store.append_events(header, list(events)))
+            return []
+        # The store commits a queued append even if this task is cancelled while waiting.
+        out = await self.store.append_messages(header, new, events)
+        await self._appended(header, out)
+        return out
+
+    async def _new_messages(
+        self, items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+    ) -> builtins.list[NewMessage]:
+        """(message, metadata) pairs validated and counted, as the store takes them."""
         count = counter_for(self.model)
         new: builtins.list[NewMessage] = []
         for raw, meta in items:
@@ -338,21 +356,55 @@ class Session:
             else:
                 tokens = count.message(body)
             new.append(NewMessage(f"msg_{os.urandom(16).hex()}", body, dict(meta), tokens))
-        if not new and not events:
-            return []
-        header = self._header if self._header is not None and not self._pending else await self._ensure()
-        if not new:
-            await asyncio.shield(self.store.append_events(header, list(events)))
-            return []
-        # The store commits a queued append even if this task is cancelled while waiting.
-        out = await self.store.append_messages(header, new, events)
+        return new
+
+    async def _appended(self, header: SessionHeader, out: builtins.list[Message]) -> None:
+        """What follows an append: the notebook tail, and auto-pruning if the retention asks for it."""
         if self._sync_store() is None:
             self._tail = (self._tail + out)[-_REPR_MESSAGES:]
         if header.retention.get("auto_prune"):
             from agnt5.pruning import auto_prune
 
             await auto_prune(self, out[-1].seq)  # never raises: failures are logged and recorded
-        return out
+
+    @tracing.traced_session("append")
+    async def _read_and_append(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        events: Sequence[NewEvent],
+        accept: Callable[[builtins.list[Message]], bool],
+    ) -> tuple[builtins.list[Message], builtins.list[Message] | None]:
+        """The history, and `items` and `events` appended after it — unless `accept(history)` is
+        false: then nothing is appended and None comes back in their place.
+
+        An agent run starts this way. On a store with `read_and_append` (SQLite) it is one call,
+        one transaction, where a read and then an append take two trips to the database thread;
+        `accept` then runs on that thread, and must only look at the history.
+        """
+        combined = getattr(self.store, "read_and_append", None)
+        if combined is None or self._pending or not items:
+            history = await self.history()
+            if not accept(history):
+                return history, None
+            return history, await self._append(items, events)
+        new = await self._new_messages(items)
+        known = self._header
+
+        def plan(
+            stored: SessionHeader | None, history: builtins.list[Message]
+        ) -> tuple[SessionHeader, bool, bool]:
+            """On the database thread: the header to append under (conflicts raise here), whether
+            the arguments given change the stored one, and whether to append."""
+            if known is not None:
+                return known, False, accept(history)
+            header = self._merge(stored)
+            return header, self._header_changed(stored, header), accept(history)
+
+        header, history, out = await combined(self.id, plan, new, events)
+        self._header = header
+        if out is not None:
+            await self._appended(header, out)
+        return history, out
 
     @tracing.traced_session("history")
     async def history(

@@ -587,6 +587,45 @@ class SqliteStore:
         self._remember(sid, seq + 1, updated_at)
         return True
 
+    async def read_and_append(
+        self,
+        session_id: str,
+        plan: Callable[[SessionHeader | None, list[Message]], tuple[SessionHeader, bool, bool]],
+        messages: Sequence[NewMessage],
+        events: Sequence[NewEvent],
+    ) -> tuple[SessionHeader, list[Message], list[Message] | None]:
+        """Read the session's header and active messages, then — in the same transaction, one
+        trip to the database thread — append `messages` and `events` after them if `plan`
+        says so. `plan(stored header or None, history)`, run on the database thread, returns
+        (header to append under, whether to write that header, whether to append); what it
+        raises is raised here, nothing written. Returns (that header, the history, the
+        appended messages or None)."""
+        now = _now()
+        entries = new_entries(messages, now)
+        rows = [(m.tokens, encode(m, "message")) for m in entries]
+        encoded = encode_events(events)
+
+        def run(conn: sqlite3.Connection) -> tuple[SessionHeader, list[Message], int | None]:
+            with _transaction(conn):  # the write lock first: nothing lands between read and append
+                stored = _get_session(conn, session_id)
+                history = [] if stored is None else _read_messages(conn, session_id, None, False)
+                header, write_header, append = plan(stored, history)
+                check_header(header)
+                if write_header:
+                    _touch_session(conn, header, now)
+                if not append:
+                    return header, history, None
+                seq, updated_at = _insert_append(conn, header, now, rows, encoded)
+            self._remember(session_id, seq + len(rows), updated_at)
+            return header, history, seq
+
+        header, history, first = await self._call(run)
+        if first is None:
+            return header, history, None
+        for i, entry in enumerate(entries):
+            entry.seq = first + i
+        return header, history, entries
+
     def _remember(self, session_id: str, next_seq: int, touched: float) -> None:
         if len(self._recent) >= 10_000:
             self._recent.clear()
@@ -1025,17 +1064,29 @@ def _counters(conn: sqlite3.Connection, header: SessionHeader, now: float) -> co
 
 def _append(conn: sqlite3.Connection, job: _AppendJob) -> int:
     """Number and insert one queued append (and its events); returns its first seq."""
-    sid, now = job.header.id, job.now
-    next_ = _counters(conn, job.header, now)
+    seq, job.updated_at = _insert_append(conn, job.header, job.now, job.rows, job.events)
+    return seq
+
+
+def _insert_append(
+    conn: sqlite3.Connection,
+    header: SessionHeader,
+    now: float,
+    rows: Sequence[tuple[int, str]],
+    events: Sequence[tuple[str, str]],
+) -> tuple[int, float]:
+    """Number and insert encoded messages and events; returns the first seq and the session's
+    update time."""
+    sid = header.id
+    next_ = _counters(conn, header, now)
     seq, event_id = next_.next_seq, next_.next_event
-    job.updated_at = next_.updated_at
     _insert_rows(
         conn,
         _INSERT_MESSAGES,
-        [(sid, seq + i, seq + i, event_id + i, now, t, e) for i, (t, e) in enumerate(job.rows)],
+        [(sid, seq + i, seq + i, event_id + i, now, t, e) for i, (t, e) in enumerate(rows)],
     )
-    _insert_numbered_events(conn, sid, event_id + len(job.rows), job.events, now)
-    return seq
+    _insert_numbered_events(conn, sid, event_id + len(rows), events, now)
+    return seq, next_.updated_at
 
 
 def _insert_events(conn: sqlite3.Connection, session_id: str, events: Sequence[NewEvent], now: float) -> None:
