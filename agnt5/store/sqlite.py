@@ -17,6 +17,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -169,6 +170,26 @@ def _settle_future(future: asyncio.Future[Any], result: Any, error: BaseExceptio
         future.set_result(result)
 
 
+def _enable_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Switch to WAL, waiting out other processes that open or migrate the same new file.
+
+    Changing the journal mode needs an exclusive lock, and SQLite answers "database is locked"
+    at once (without the busy handler) when waiting could deadlock, e.g. while another process
+    migrates the file it has just created: retry until the busy timeout.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 def _path_of(url_or_path: str) -> str:
     if url_or_path.startswith("sqlite://"):
         from agnt5.store.url import sqlite_path
@@ -229,7 +250,7 @@ class SqliteStore:
             conn = _open_file(self.path, "rwc" if self._create else "rw")
             try:
                 conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-                conn.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(conn, self._busy_timeout_ms)
             except sqlite3.Error as exc:
                 conn.close()
                 if not _cannot_write(exc) or not Path(self.path).is_file():

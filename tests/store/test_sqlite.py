@@ -438,3 +438,26 @@ async def test_list_sessions_by_app_and_user_uses_the_index(store: SqliteStore) 
     details = plan(store, sql)
     assert not any("TEMP B-TREE" in d for d in details), details
     assert not any(d.startswith("SCAN") for d in details), details
+
+
+async def test_opening_a_new_file_another_process_is_creating_waits_for_it(tmp_path: Path) -> None:
+    """Another connection holds a write transaction on a file it has just created (as a process
+    migrating it does): SQLite refuses "PRAGMA journal_mode = WAL" at once, without the busy
+    handler. Opening the store waits for that writer instead of failing "database is locked"."""
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE elsewhere (x)")
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    store = SqliteStore(str(path))
+    try:
+        started = time.monotonic()
+        assert await store.get_session("s") is None  # opens (creates, migrates) the file
+        assert time.monotonic() - started >= 0.4  # it waited for the other writer
+        await Session("s", store=store).send_message({"role": "user", "content": "hi"})
+        assert [m["content"] for m in await Session("s", store=store).history()] == ["hi"]
+    finally:
+        release.join()
+        other.close()
+        await store.close()
