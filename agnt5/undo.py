@@ -13,6 +13,7 @@ the whole block of the message it rewinds to.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from agnt5.values import check_name
 if TYPE_CHECKING:
     from agnt5.session import Session
 
-RETRIES = 20  # a concurrent append between the read and the removal: read again and retry
+RETRIES = 50  # a concurrent append between the read and the removal: read again and retry
 _FIRST_WINDOW = 32  # newest messages read to find the newest block (more only when it is longer)
 
 
@@ -74,7 +75,7 @@ async def _remove(session: Session, plan: Plan, event_type: str, event_data: dic
     header = await session._ensure()
     if header.retention.get("immutable"):
         raise ImmutableSessionError(f"session {session.id!r} is immutable; its messages cannot be removed")
-    for _ in range(RETRIES):
+    for attempt in range(RETRIES):
         found = await plan(session)
         if found is None:
             return []
@@ -83,7 +84,10 @@ async def _remove(session: Session, plan: Plan, event_type: str, event_data: dic
         try:
             removed = await asyncio.shield(session.store.remove_messages(session.id, removal))
         except UpdateConflictError:
-            continue  # appended to (or pruned) meanwhile
+            # Appended to (or pruned) meanwhile: back off a little (jittered, growing) so a
+            # steady stream of appends leaves a gap for the read and the removal.
+            await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+            continue
         gone = {m["id"] for m in removed}
         session._tail = [m for m in session._tail if m["id"] not in gone]
         return removed
