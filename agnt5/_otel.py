@@ -8,6 +8,7 @@ dictionary lookup per operation).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -69,7 +70,6 @@ _provider_names: dict[str, str] = {}
 
 
 _UNKNOWN = object()
-_no_op_types: tuple[type, ...] | None = None
 _env_checked: dict[str, bool] = {}
 
 
@@ -81,11 +81,29 @@ def _configured_by_env(variable: str) -> bool:
     return found
 
 
-def _no_op_tracer_providers(api: Any) -> tuple[type, ...]:
-    global _no_op_types
-    if _no_op_types is None:
-        _no_op_types = (api.ProxyTracerProvider, api.NoOpTracerProvider)
-    return _no_op_types
+_NO_OP_PROVIDERS = ("ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider")
+
+
+def _global_provider(signal: str, holder: str, attribute: str) -> Any:
+    """The OpenTelemetry API's global tracer or meter provider (`signal` "trace" or "metrics"), or
+    None while none is configured (the API's proxy or no-op provider).
+
+    The global is read directly from `holder` while unset (the API's getter reads the environment
+    on every call then), so an untraced operation costs a few attribute reads; the API is
+    imported only once the application has imported it, or names a provider in the environment.
+    """
+    variable = f"OTEL_PYTHON_{'TRACER' if signal == 'trace' else 'METER'}_PROVIDER"
+    api: Any = sys.modules.get(f"opentelemetry.{signal}")
+    if api is None:
+        if variable not in os.environ:
+            return None
+        api = importlib.import_module(f"opentelemetry.{signal}")
+    provider = getattr(sys.modules.get(holder), attribute, _UNKNOWN)
+    if provider is None and not _configured_by_env(variable):
+        return None
+    if provider is None or provider is _UNKNOWN:
+        provider = api.get_tracer_provider() if signal == "trace" else api.get_meter_provider()
+    return None if type(provider).__name__ in _NO_OP_PROVIDERS else provider
 
 
 class Api:
@@ -137,19 +155,8 @@ def tracer() -> Tracer | None:
         return None
     provider: Any = settings.tracer_provider
     if provider is None:
-        api: Any = sys.modules.get("opentelemetry.trace")
-        if api is None:
-            if "OTEL_PYTHON_TRACER_PROVIDER" not in os.environ:
-                return None
-            import opentelemetry.trace as api
-        # The API's global, read directly while unset (get_tracer_provider reads the environment
-        # on every call then): the cost of an untraced operation stays a few attribute reads.
-        provider = getattr(api, "_TRACER_PROVIDER", _UNKNOWN)
-        if provider is None and not _configured_by_env("OTEL_PYTHON_TRACER_PROVIDER"):
-            return None
-        if provider is None or provider is _UNKNOWN:
-            provider = api.get_tracer_provider()
-        if isinstance(provider, _no_op_tracer_providers(api)):
+        provider = _global_provider("trace", "opentelemetry.trace", "_TRACER_PROVIDER")
+        if provider is None:
             return None
     cached = _tracer_cache
     if cached is not None and cached[0] is provider:
@@ -178,18 +185,8 @@ def instruments() -> Instruments | None:
         return None
     provider: Any = settings.meter_provider
     if provider is None:
-        api: Any = sys.modules.get("opentelemetry.metrics")
-        if api is None:
-            if "OTEL_PYTHON_METER_PROVIDER" not in os.environ:
-                return None
-            import opentelemetry.metrics as api
-        internal: Any = sys.modules.get("opentelemetry.metrics._internal")
-        provider = getattr(internal, "_METER_PROVIDER", _UNKNOWN)
-        if provider is None and not _configured_by_env("OTEL_PYTHON_METER_PROVIDER"):
-            return None
-        if provider is None or provider is _UNKNOWN:
-            provider = api.get_meter_provider()
-        if type(provider).__name__ in ("_ProxyMeterProvider", "NoOpMeterProvider"):
+        provider = _global_provider("metrics", "opentelemetry.metrics._internal", "_METER_PROVIDER")
+        if provider is None:
             return None
     cached = _metrics_cache
     if cached is not None and cached[0] is provider:
