@@ -124,6 +124,17 @@ async def _execute(name: str, workdir: Path) -> tuple[BaseException | None, Any]
 Executed = dict[str, tuple[BaseException | None, Any]]
 
 
+def _printed(notebook: Any) -> str:
+    """Everything the notebook's code cells printed, in order."""
+    return "".join(
+        o.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if o.get("output_type") == "stream"
+    )
+
+
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> Executed:
     """Run every notebook once, concurrently: the error each raised (None when it ran clean) and
@@ -153,13 +164,7 @@ def test_agents_in_an_app_shows_state_in_instructions_and_guardrails_tripping(ex
     with nothing stored for the input one, and concurrent runs kept apart."""
     error, notebook = executed["agents_in_an_app"]
     assert error is None, error
-    printed = "".join(
-        o.get("text", "")
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for o in cell.outputs
-        if o.get("output_type") == "stream"
-    )
+    printed = _printed(notebook)
     for expected in (
         "The topic of this project is quantum error correction.\n\nAlways answer in Portuguese",
         "The topic of this project is neutral-atom quantum computers.\n\nAlways answer in English",
@@ -184,13 +189,7 @@ def test_mcp_notebook_starts_a_server_and_an_agent_uses_its_tools(executed: Exec
     server process (the second run sees what the first ordered), a bad command a typed error."""
     error, notebook = executed["mcp"]
     assert error is None, error
-    printed = "".join(
-        o.get("text", "")
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for o in cell.outputs
-        if o.get("output_type") == "stream"
-    )
+    printed = _printed(notebook)
     for expected in (
         "stock: How many of an item the shop has in stock.",
         'call   stock {"item": "pears"}\nresult 0\n',
