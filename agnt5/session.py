@@ -702,7 +702,11 @@ def _long(body: Mapping[str, Any]) -> bool:
     content = body.get("content")
     if isinstance(content, str):
         return len(content) > _LONG_TEXT
-    return isinstance(content, list) and len(json.dumps(content)) > _LONG_TEXT
+    if not isinstance(content, list):
+        return False
+    # Only text is tokenised (images have a flat cost): no encoding of the parts just to measure.
+    texts = (p.get("text") for p in content if isinstance(p, Mapping))
+    return sum(len(t) for t in texts if isinstance(t, str)) > _LONG_TEXT
 
 
 def _export_record(m: Message) -> dict[str, Any]:
