@@ -1,0 +1,115 @@
+"""One model turn's tool calls, run so that the run can be resumed: journalled as they go.
+
+`run_step` decides which calls wait for approval, writes the step to the session's journal
+(`agnt5.journal`) before any tool runs — unless every call is safe to repeat (idempotent tools,
+handoffs, the output tool) and none waits —, runs the others concurrently and records each
+result as it completes. The step's messages reach the history whole, through `Run.append_soon`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agnt5.approvals import needs_approval
+from agnt5.journal import AWAITING, DONE, RUNNING, STEP_KEY, CallRecord, Step
+from agnt5.models import ToolCall
+from agnt5.tools import Tool, ToolResult
+
+FINAL_RESULT_TOOL = "final_result"  # the tool of structured output (agnt5.agent)
+
+if TYPE_CHECKING:
+    from agnt5.agent import Agent
+    from agnt5.agent_run import Run
+
+Ran = tuple[ToolResult, float]  # a call's result and how long it took (seconds)
+OnResult = Callable[[ToolCall, ToolResult, float], Awaitable[None]]
+
+
+@dataclass
+class StepOutcome:
+    """What a step's calls gave: a result per call (None while it waits for a decision)."""
+
+    calls: list[ToolCall]
+    results: list[Ran | None]
+    step: Step | None  # None when nothing was journalled
+
+    @property
+    def waiting(self) -> bool:
+        return self.step is not None and bool(self.step.awaiting)
+
+    def ran(self) -> list[tuple[ToolCall, Ran]]:
+        return [(c, r) for c, r in zip(self.calls, self.results, strict=True) if r is not None]
+
+
+def is_idempotent(call: ToolCall, tools: Mapping[str, Tool], pure: set[str]) -> bool:
+    """Safe to run again: an idempotent tool, or no tool at all (handoffs, the output tool,
+    unknown names — those only produce a message)."""
+    if call.name in pure or call.name not in tools:
+        return True
+    return bool(getattr(tools[call.name], "idempotent", False))
+
+
+async def run_step(
+    agent: Agent[Any, Any],
+    run: Run,
+    assistant: dict[str, Any],
+    calls: Sequence[ToolCall],
+    handoffs: Mapping[str, Agent[Any, Any]],
+    tools: Sequence[Tool],
+) -> StepOutcome:
+    """Run the step's calls concurrently, journalled unless every call may safely run again."""
+    pure = {*handoffs, FINAL_RESULT_TOOL} if agent.output_type is not None else set(handoffs)
+    by_name = {t.name: t for t in tools}
+    waiting = set()
+    for call in calls:
+        if call.name not in pure and await needs_approval(by_name.get(call.name), run.ctx, call.arguments):
+            waiting.add(call.id)
+    idempotent = {c.id: is_idempotent(c, by_name, pure) for c in calls}
+    step: Step | None = None
+    if waiting or not all(idempotent.values()):
+        records = [
+            CallRecord(c.id, c.name, c.arguments, AWAITING if c.id in waiting else RUNNING, idempotent[c.id])
+            for c in calls
+        ]
+        step = Step(f"step_{os.urandom(8).hex()}", run.run_id, agent.name, assistant, records)
+        await run.journal.begin(step)
+        run.live(step.id)
+    runnable = [c for c in calls if c.id not in waiting]
+    results = await agent._run_tools(
+        run, runnable, handoffs, tools, recorder(run, step, runnable, idempotent)
+    )
+    by_id = dict(zip([c.id for c in runnable], results, strict=True))
+    return StepOutcome(list(calls), [by_id.get(c.id) for c in calls], step)
+
+
+def recorder(
+    run: Run, step: Step | None, calls: Sequence[ToolCall], idempotent: dict[str, bool]
+) -> OnResult | None:
+    """Journal each result as it completes — but the last when the step goes to the history
+    next (that write carries it), and none of an idempotent call (it may simply run again)."""
+    if step is None:
+        return None
+    left = [len(calls)]
+
+    async def record(call: ToolCall, result: ToolResult, duration: float) -> None:
+        left[0] -= 1
+        if idempotent[call.id] or (left[0] == 0 and not step.awaiting):
+            return
+        await run.journal.record(step.id, call.id, result.content, result.is_error, round(duration * 1000, 3))
+        found = step.call(call.id)
+        if found is not None:
+            found.state, found.content, found.is_error = DONE, result.content, result.is_error
+
+    return record
+
+
+def step_meta(agent_name: str, step: Step | None) -> dict[str, Any]:
+    """The stored metadata of a step's assistant message: its agent and, if journalled, its step id
+    (which tells a later run the step reached the history)."""
+    return {"agent": agent_name} if step is None else {"agent": agent_name, STEP_KEY: step.id}
+
+
+__all__ = ["StepOutcome", "recorder", "run_step", "step_meta"]
