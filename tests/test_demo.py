@@ -125,7 +125,9 @@ def test_demo_runs_offline_twice_on_one_database(capsys: pytest.CaptureFixture[s
     assert main(["sessions", "list", "--app", "acme_support", "--json", "--database-url", url]) == EXIT_OK
     ids = {s["id"] for s in json.loads(capsys.readouterr().out)["sessions"]}
     assert ids == {
-        f"demo-{run}-{part}" for run in (first_run, second_run) for part in ("support", "followup", "backlog", "approval")
+        f"demo-{run}-{part}"
+        for run in (first_run, second_run)
+        for part in ("support", "followup", "backlog", "approval")
     }
 
 
