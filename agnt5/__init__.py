@@ -43,7 +43,7 @@ _LAZY = {
     "PendingApprovalError": "agnt5.errors",
     "Denial": "agnt5.approvals",
     "PendingCall": "agnt5.approvals",
-    "pending_calls": "agnt5.journal",
+    "pending_approvals": "agnt5.journal",
     "Memory": "agnt5.memory",
     "MemoryResult": "agnt5.memory",
     "memory_tools": "agnt5.memory",
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from agnt5.guardrails import Guardrail as Guardrail
     from agnt5.guardrails import GuardrailResult as GuardrailResult
     from agnt5.hooks import RunHooks as RunHooks
-    from agnt5.journal import pending_calls as pending_calls
+    from agnt5.journal import pending_approvals as pending_approvals
     from agnt5.memory import Memory as Memory
     from agnt5.memory import MemoryResult as MemoryResult
     from agnt5.memory import memory_tools as memory_tools

@@ -364,7 +364,7 @@ class Agent(Generic[DepsT, OutputT]):
                 await run.open(items, events, hold=bool(decisions)) if run.durable else ([], False)
             )
             if run.steps or decisions:  # tool steps a paused or stopped run left: finished first
-                check_stray_decisions(decisions, run.steps, history, bool(inputs))
+                check_stray_decisions(decisions, run.steps, history, bool(inputs), conversation.id)
                 resumed = await finish_steps(self, run, decisions, approved_by, sources)
                 for event in resumed.events:
                     yield event

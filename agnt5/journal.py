@@ -218,9 +218,12 @@ async def pending_calls(session: Session) -> list[PendingCall]:
     return [p for s in steps for p in s.pending(session.id)]
 
 
+pending_approvals = pending_calls  # `agnt5.pending_approvals` (agnt5.pending_calls is another module)
+
+
 async def sessions_with_steps(store: Store) -> list[str]:
     """Ids of the sessions with a journal row (it may hold no step, or only finished ones)."""
     return await store.kv_keys(NAMESPACE)
 
 
-__all__ = ["CallRecord", "Journal", "Step", "pending_calls", "sessions_with_steps", "unfinished"]
+__all__ = ["CallRecord", "Journal", "Step", "pending_approvals", "pending_calls", "sessions_with_steps", "unfinished"]

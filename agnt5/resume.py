@@ -20,7 +20,6 @@ from agnt5.errors import (
     ApprovalConflictError,
     ApprovalError,
     ApprovalNotPendingError,
-    ImmutableSessionError,
     PendingApprovalError,
 )
 from agnt5.journal import AWAITING, DONE, RUNNING, STEP_KEY, Step, now
@@ -49,6 +48,7 @@ def check_decisions(
     steps: Sequence[Step],
     history: Sequence[Mapping[str, Any]],
     has_input: bool,
+    session_id: str,
 ) -> None:
     """Refuse, before anything runs, decisions for calls that are not waiting, and new input while
     calls wait undecided."""
@@ -68,7 +68,7 @@ def check_decisions(
             "agnt5.journal.pending_calls(session) or `agnt5 sessions pending`)",
             call_ids=stray,
         )
-    undecided = [p for s in steps for p in s.pending(s.id) if p.call_id not in decisions]
+    undecided = [p for s in steps for p in s.pending(session_id) if p.call_id not in decisions]
     if has_input and undecided:
         ids = ", ".join(p.call_id for p in undecided)
         raise PendingApprovalError(
@@ -106,11 +106,6 @@ async def finish_steps(
     """Finish `run.steps` (see the module docstring); the run pauses (`run.pending`) at a step
     still waiting for a decision."""
     resumed = Resumed(root)
-    header = await run.session._ensure()
-    if header.retention.get("immutable"):
-        raise ImmutableSessionError(
-            f"session {run.session.id!r} is immutable: its waiting tool calls cannot be resumed (nothing ran)"
-        )
     for step in run.steps:
         agent = find_agent(root, step.agent)
         resumed.agent = agent

@@ -29,10 +29,10 @@ from agnt5.run_context import RunContext as RunContext  # re-exported: tools ask
 P = ParamSpec("P", default=...)
 """A tool function's parameters (so calling a `@tool` function directly stays type-checked)."""
 R = TypeVar("R", default=Any)
+"""A tool function's return type."""
 
 ApprovalRule = bool | Callable[[RunContext[Any], dict[str, Any]], Any]
 """`requires_approval`: True/False, or `(ctx, args) -> bool` (sync or async) deciding per call."""
-"""A tool function's return type."""
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SECTION_RE = re.compile(
