@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agnt5.blocks import Block, _newest_fitting, fit_to_budget, group_blocks
+from agnt5.blocks import Block, _newest_fitting, fit_to_budget, group_blocks, is_summary
 from agnt5.errors import InvalidInputError, InvalidTypeError, TokenBudgetError
 from agnt5.instructions import CompiledInstructions
 from agnt5.messages import to_provider_messages
@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 CUT_KEY = "agnt5_context_cut"
 """Session-scope state key holding `{agent name: id of the first history message sent}`."""
 DEFAULT_LOW_WATER = 0.65
+
+SUMMARY_NOTE = "(From the application, not the user: older messages were replaced by this summary.)\n"
+"""Opens a summary sent as a user message (providers that hoist system messages), so the model
+does not take it for something the user wrote."""
 
 CountFn = Callable[[Mapping[str, Any]], int]
 
@@ -244,6 +248,8 @@ async def cache_aware_prompt(
     limit = min(budget.tokens, cap)
     low = int(limit * budget.low_water)
     cut = _stored_cut(run, agent)
+    if model.profile.hoists_system:
+        count = _counting_summaries_as_sent(count)
     window = stable_window(history, fixed, limit, low, cut, count)
     if window.cut is not None and run.durable and low > fixed:
         from agnt5.pruning import prune_to_fit
@@ -264,9 +270,34 @@ async def cache_aware_prompt(
         window = stable_window(history, fixed, limit, low, None, count)
     if window.cut:
         _store_cut(run, agent, window.cut)
-    messages = without_unanswered_calls([*head, *window.messages])
+    sent = summaries_in_place(window.messages) if model.profile.hoists_system else window.messages
+    messages = without_unanswered_calls([*head, *sent])
     hint = CacheHint(run.session.id, tail=len(tail))
     return to_provider_messages([*messages, *tail]), history, hint
+
+
+def summary_as_user(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A `summarize_old` summary as a user message opened by `SUMMARY_NOTE` (its id kept)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        body: Any = [{"type": "text", "text": SUMMARY_NOTE}, *content]
+    else:
+        body = SUMMARY_NOTE + str(content or "")
+    return {**message, "role": "user", "content": body}
+
+
+def summaries_in_place(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """`messages` with each summary sent as a user message where it stands, for providers that
+    hoist system messages: hoisted, a new summary would change the system prompt (see the module
+    doc). Consecutive user messages are merged by litellm (Anthropic, Gemini)."""
+    return [summary_as_user(m) if is_summary(m) else m for m in messages]
+
+
+def _counting_summaries_as_sent(count: CountFn) -> CountFn:
+    def counted(message: Mapping[str, Any]) -> int:
+        return count(summary_as_user(message)) if is_summary(message) else count(message)
+
+    return counted
 
 
 __all__ = [
