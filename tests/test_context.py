@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from _mocks import ANTHROPIC_URL, GEMINI_HOST, OPENAI_URL, fixture_json, sse_response
 from _convo import scores_for
+from _mocks import ANTHROPIC_URL, GEMINI_HOST, OPENAI_URL, fixture_json, sse_response
 from _wire import anthropic_message, gemini_content, openai_chat, sent
 
 from agnt5 import Agent, ContextBudget, Session, tool
