@@ -7,8 +7,12 @@ out so that what changes sits at the end:
 1. the tools (their schemas change only when the tools do);
 2. a system message with the instructions up to their first part rendered per request (a
    `{key}` template or a callable) — the static part;
-3. the session's history from the stored *cut* on (system messages such as summaries stay in
-   place);
+3. the session's history from the stored *cut* on. A `summarize_old` summary stands where the
+   strategy put it — ahead of the turns it did not replace, so right after (2) — as a system
+   message for OpenAI, and for providers that hoist system messages (Anthropic, Gemini) as a
+   user message opened by `SUMMARY_NOTE` (litellm merges it with the user turn that follows):
+   hoisted, it would join the system prompt, which then changed with every new summary. Other
+   system messages of the history stay system messages, in place;
 4. the instructions from that first dynamic part on, rendered for this request: a system message
    (OpenAI), or a user message for providers that hoist every system message into one system
    prompt ahead of the history (Anthropic, Gemini).
@@ -19,9 +23,13 @@ the history is cut at a block boundary (`agnt5.blocks`) so that the prompt falls
 requests share their prefix — until the budget is reached again. Cutting is non-destructive (the
 history stays); the cut (the id of the first message sent) is kept in the session's state under
 `CUT_KEY`, per agent, so every run and process on the session sends the same prefix. A session
-whose retention names a `prune_strategy` is pruned down to the low-water mark in the same big
-steps. Without a context budget an agent behaves as before: the window-based budget
-(`agnt5.agent._budget`) with the newest blocks that fit sent on every request.
+whose retention names a `prune_strategy` is pruned down to the low-water mark (or below, by the
+strategy's own limits such as summarize_old's `keep_recent`) in the same big steps, whichever
+strategy it is. A prune changes the prompt from the end of (2) on: the tools and the static
+instructions stay byte-identical (and cached); what follows is new either way, since the turns
+kept used to follow the messages removed. Without a context budget an agent behaves as before:
+the window-based budget (`agnt5.agent._budget`) with the newest blocks that fit sent on every
+request.
 """
 
 from __future__ import annotations
