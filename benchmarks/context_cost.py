@@ -221,9 +221,9 @@ async def agnt5_run(route: Any, store: SqliteStore, cache_aware: bool) -> None:
         await agent.run(user_text(turn), session=session)
 
 
-async def summarized_claude_run(store: SqliteStore, old_layout: bool) -> list[dict[str, Any]]:
+async def summarized_claude_run(store: SqliteStore, old_layout: bool) -> tuple[list[dict[str, Any]], int]:
     """(c) on claude-sonnet-4-5 with summarize_old; returns what agnt5 passed litellm (messages,
-    tools) per agent request, to check the budget by agnt5's own count."""
+    tools) per agent request, to check the budget by agnt5's own count, and the prunes made."""
     agent = Agent("shop", CLAUDE, INSTRUCTIONS, [lookup_order, check_stock], context_budget=BUDGET)
     session = Session(f"claude-{old_layout}", retention={"prune_strategy": "summarize_old"}, store=store)
     passed: list[dict[str, Any]] = []
@@ -244,7 +244,7 @@ async def summarized_claude_run(store: SqliteStore, old_layout: bool) -> list[di
         _litellm.acompletion, agnt5.context.summaries_in_place = original_call, original_layout
     prunes = [e for e in await session.events() if e.type == "prune"]
     assert prunes and all(e.data["summary_id"] for e in prunes), "summarize_old never summarised"
-    return passed
+    return passed, len(prunes)
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -445,16 +445,18 @@ async def collect(kind: str, tmp: Path) -> list[dict[str, Any]]:
         return [json.loads(call.request.content) for call in route.calls]
 
 
-async def collect_claude(old_layout: bool, tmp: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def collect_claude(
+    old_layout: bool, tmp: Path
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     with respx.mock:
         route = respx.post(ANTHROPIC_URL).mock(side_effect=scripted_claude)
         store = SqliteStore(str(tmp / f"claude-{old_layout}.db"))
         try:
-            passed = await summarized_claude_run(store, old_layout)
+            passed, prunes = await summarized_claude_run(store, old_layout)
         finally:
             await store.close()
         bodies = [json.loads(call.request.content) for call in route.calls]
-        return [b for b in bodies if b.get("tools")], passed
+        return [b for b in bodies if b.get("tools")], passed, prunes
 
 
 async def main() -> None:
@@ -491,14 +493,16 @@ async def main() -> None:
         True: "summary as a system message (hoisted into `system`; before)",
         False: "summary as a user message in the history (now)",
     }
-    claude = []
+    claude, prunes = [], set()
     with tempfile.TemporaryDirectory() as tmp:
         for old, name in variants.items():
-            bodies, passed = await collect_claude(old, Path(tmp))
+            bodies, passed, made = await collect_claude(old, Path(tmp))
             claude.append(measure_anthropic(name, bodies, passed))
+            prunes.add(made)
     print(
-        f'\n(c) on {CLAUDE.split("/")[1]}, session prune_strategy="summarize_old", Anthropic\'s '
-        "breakpoints as agnt5 set them in the request bodies\n"
+        f'\n(c) on {CLAUDE.split("/")[1]}, session prune_strategy="summarize_old" '
+        f"({' / '.join(map(str, sorted(prunes)))} prunes), Anthropic's breakpoints as agnt5 set them "
+        "in the request bodies\n"
     )
     print(
         "| summarize_old layout | requests | input tokens | largest request | cache reads | "

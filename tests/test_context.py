@@ -383,12 +383,12 @@ def _important_words(turn: int, n: int) -> str:
 )
 @respx.mock
 async def test_a_prune_strategy_prunes_down_to_the_low_water_mark_in_big_steps(
-    sqlite_store: Any, strategy: str, budget: ContextBudget, words: int
+    store: Any, strategy: str, budget: ContextBudget, words: int
 ) -> None:
     answer = openai_chat("noted " * 20)
     route = respx.post(OPENAI_URL).mock(side_effect=lambda r: _summary_or_scores(r, answer))
     agent = Agent("helper", instructions="You are a patient helper.", context_budget=budget)
-    session = Session("pruned", retention={"prune_strategy": strategy}, store=sqlite_store)
+    session = Session("pruned", retention={"prune_strategy": strategy}, store=store)
     bodies = []
     for turn in range(30):
         await agent.run(_important_words(turn, words), session=session)
