@@ -372,10 +372,10 @@ class Agent(Generic[DepsT, OutputT]):
                 if resumed.final is not None:
                     run.output, run.done = resumed.final, True
                 history = await run.read()
-            pending = self._resumable(unanswered_calls(history)) if history and not opened else []
-            if run.pending or run.done:
-                pending = []
-            answers = await self._run_tools(run, pending, {}, self.tools) if pending else []
+            dangling = unanswered_calls(history) if history and not opened and not run.pending else []
+            own = await self._tools_for(run, sources) if dangling and not run.done else []
+            pending = self._resumable(dangling, own)
+            answers = await self._run_tools(run, pending, {}, own) if pending else []
             if not opened and not run.pending:
                 if (
                     pending or run.steps
@@ -560,10 +560,11 @@ class Agent(Generic[DepsT, OutputT]):
             taken[FINAL_RESULT_TOOL] = f"agent {self.name!r} (its output tool)"
         return taken
 
-    def _resumable(self, calls: Sequence[Mapping[str, Any]]) -> list[ToolCall]:
-        """Unanswered stored calls this agent can run itself (all name its tools), else none:
-        those are then left out of the prompt (`agnt5.pending_calls`)."""
-        tools = {t.name for t in self.tools}
+    def _resumable(self, calls: Sequence[Mapping[str, Any]], available: Sequence[Tool]) -> list[ToolCall]:
+        """Unanswered stored calls this agent can run itself (all name its tools, none of which
+        requires approval: a history written elsewhere decided nothing), else none: those are
+        then left out of the prompt (`agnt5.pending_calls`)."""
+        tools = {t.name for t in available if getattr(t, "requires_approval", False) is False}
         parsed = [
             ToolCall(
                 str(c.get("id")), str(c["function"].get("name")), str(c["function"].get("arguments") or "{}")

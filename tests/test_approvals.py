@@ -500,3 +500,20 @@ async def test_the_resumed_history_is_valid_for_each_provider(
 def test_approval_errors_are_agnt5_errors() -> None:
     for cls in (ApprovalError, ApprovalConflictError, ApprovalNotPendingError, PendingApprovalError):
         assert issubclass(cls, Agnt5Error)
+
+
+async def test_a_call_written_elsewhere_to_a_tool_needing_approval_never_runs_unasked(store: Store) -> None:
+    log = Log()
+    session = Session("e", store=store)
+    asked = {
+        "id": "c9",
+        "type": "function",
+        "function": {"name": "refund", "arguments": '{"order": "o1", "amount": 900}'},
+    }
+    await session.send_messages(
+        [{"role": "user", "content": "refund"}, {"role": "assistant", "content": None, "tool_calls": [asked]}]
+    )
+    agent = Agent("support", model=strict_model(lambda m, i: f"{len(m)} messages"), tools=list(shop(log)))
+    result = await agent.run("status?", session=Session("e", store=store))
+    assert log.ran == [] and not result.paused
+    assert result.output == "2 messages"  # the unanswered call was left out of the prompt
