@@ -65,7 +65,7 @@ async def listed(server: MCPServerStdio) -> dict[str, MCPTool]:
 
 async def run_in_fresh_process(
     db: Path, ledger: Path, session_id: str, prompt: str | None, **run: Any
-) -> tuple[Any, list[dict[str, Any]]]:
+) -> tuple[Any, list[Any]]:
     """A run as a new process would do it: a new store on the file, a new server, a new agent."""
     store = SqliteStore(str(db))
     try:
