@@ -193,14 +193,16 @@ class Journal:
 
         await self.update(add)
 
-    async def record(
-        self, step_id: str, call_id: str, content: str, is_error: bool, duration_ms: float
-    ) -> None:
+    async def record(self, step_id: str, results: Sequence[tuple[str, str, bool, float]]) -> None:
+        """Store results of a step's calls: (call id, content, is_error, duration in ms) each."""
+
         def done(steps: dict[str, Step]) -> None:
-            call = steps[step_id].call(call_id) if step_id in steps else None
-            if call is not None:
-                call.state, call.content, call.is_error = DONE, content, is_error
-                call.duration_ms = duration_ms
+            step = steps.get(step_id)
+            for call_id, content, is_error, duration_ms in results:
+                call = step.call(call_id) if step is not None else None
+                if call is not None:
+                    call.state, call.content, call.is_error = DONE, content, is_error
+                    call.duration_ms = duration_ms
 
         await self.update(done)
 
@@ -226,4 +228,12 @@ async def sessions_with_steps(store: Store) -> list[str]:
     return await store.kv_keys(NAMESPACE)
 
 
-__all__ = ["CallRecord", "Journal", "Step", "pending_approvals", "pending_calls", "sessions_with_steps", "unfinished"]
+__all__ = [
+    "CallRecord",
+    "Journal",
+    "Step",
+    "pending_approvals",
+    "pending_calls",
+    "sessions_with_steps",
+    "unfinished",
+]

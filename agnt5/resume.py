@@ -24,7 +24,7 @@ from agnt5.errors import (
 )
 from agnt5.journal import AWAITING, DONE, RUNNING, STEP_KEY, Step, now
 from agnt5.models import ToolCall
-from agnt5.steps import recorder, step_meta
+from agnt5.steps import Recorder, step_meta
 from agnt5.store.base import NewEvent
 from agnt5.tools import ToolResult
 
@@ -116,15 +116,12 @@ async def finish_steps(
         tools = await agent._tools_for(run, sources)
         again = [c for c in step.calls if c.state == RUNNING]
         calls = [ToolCall(c.id, c.name, c.arguments) for c in again]
-        idempotent = {c.id: True for c in step.calls}  # a recorded result is journalled below
-        idempotent.update({c.id: False for c in again})
-        record = recorder(run, step, calls, idempotent)
-        ran = await agent._run_tools(run, calls, handoffs, tools, record) if calls else []
-        for call, (result, seconds) in zip(calls, ran, strict=True):
-            found = step.call(call.id)
-            assert found is not None
-            found.state, found.content, found.is_error = DONE, result.content, result.is_error
-            found.duration_ms = round(seconds * 1000, 3)
+        recorder = Recorder(run, step, calls, {c.id: False for c in again})
+        try:
+            ran = await agent._run_tools(run, calls, handoffs, tools, recorder) if calls else []
+        finally:
+            await recorder.settle()
+        for call, (result, _) in zip(calls, ran, strict=True):  # the recorder updated `step`
             resumed.events.append(
                 ToolResultEvent(agent.name, call.id, call.name, result.content, result.is_error)
             )

@@ -8,6 +8,7 @@ result as it completes. The step's messages reach the history whole, through `Ru
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,32 +79,59 @@ async def run_step(
         await run.journal.begin(step)
         run.live(step.id)
     runnable = [c for c in calls if c.id not in waiting]
-    results = await agent._run_tools(
-        run, runnable, handoffs, tools, recorder(run, step, runnable, idempotent)
-    )
+    recorder = Recorder(run, step, runnable, idempotent) if step is not None else None
+    try:
+        results = await agent._run_tools(run, runnable, handoffs, tools, recorder)
+    finally:
+        if recorder is not None:
+            await recorder.settle()
     by_id = dict(zip([c.id for c in runnable], results, strict=True))
     return StepOutcome(list(calls), [by_id.get(c.id) for c in calls], step)
 
 
-def recorder(
-    run: Run, step: Step | None, calls: Sequence[ToolCall], idempotent: dict[str, bool]
-) -> OnResult | None:
-    """Journal each result as it completes — but the last when the step goes to the history
-    next (that write carries it), and none of an idempotent call (it may simply run again)."""
-    if step is None:
-        return None
-    left = [len(calls)]
+class Recorder:
+    """Journals a step's results as they complete. Results that complete together go in one
+    write, started a moment after the first; none is written when the step then goes to the
+    history anyway (all calls done, none waiting: that write carries them), nor for an idempotent
+    call (it may simply run again). Dropping a write only makes a crashed call "interrupted"."""
 
-    async def record(call: ToolCall, result: ToolResult, duration: float) -> None:
-        left[0] -= 1
-        if idempotent[call.id] or (left[0] == 0 and not step.awaiting):
-            return
-        await run.journal.record(step.id, call.id, result.content, result.is_error, round(duration * 1000, 3))
-        found = step.call(call.id)
+    def __init__(
+        self, run: Run, step: Step, calls: Sequence[ToolCall], idempotent: Mapping[str, bool]
+    ) -> None:
+        self.run, self.step, self.idempotent = run, step, idempotent
+        self.left = len(calls)
+        self.unsaved: list[tuple[str, str, bool, float]] = []
+        self.flushing: asyncio.Future[None] | None = None
+
+    async def __call__(self, call: ToolCall, result: ToolResult, duration: float) -> None:
+        self.left -= 1
+        found = self.step.call(call.id)
         if found is not None:
             found.state, found.content, found.is_error = DONE, result.content, result.is_error
+            found.duration_ms = round(duration * 1000, 3)
+        if not self.idempotent[call.id]:
+            self.unsaved.append((call.id, result.content, result.is_error, round(duration * 1000, 3)))
+        if self.left and self.unsaved and self.flushing is None:
+            self.flushing = asyncio.ensure_future(self._flush_soon())
 
-    return record
+    async def _flush_soon(self) -> None:
+        for _ in range(3):  # let calls finishing at the same moment join this write
+            await asyncio.sleep(0)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        while self.unsaved and (self.left or self.step.awaiting):
+            batch, self.unsaved = self.unsaved, []
+            await self.run.journal.record(self.step.id, batch)
+        self.flushing = None
+
+    async def settle(self) -> None:
+        """After the calls: wait for (or skip) the pending write; a step that waits for a decision
+        has every result journalled before the run pauses."""
+        if self.flushing is not None:
+            await self.flushing
+        if self.step.awaiting and self.unsaved:
+            await self._flush()
 
 
 def step_meta(agent_name: str, step: Step | None) -> dict[str, Any]:
@@ -112,4 +140,4 @@ def step_meta(agent_name: str, step: Step | None) -> dict[str, Any]:
     return {"agent": agent_name} if step is None else {"agent": agent_name, STEP_KEY: step.id}
 
 
-__all__ = ["StepOutcome", "recorder", "run_step", "step_meta"]
+__all__ = ["Recorder", "StepOutcome", "run_step", "step_meta"]
