@@ -92,8 +92,9 @@ async def run_step(
 class Recorder:
     """Journals a step's results as they complete. Results that complete together go in one
     write, started a moment after the first; none is written when the step then goes to the
-    history anyway (all calls done, none waiting: that write carries them), nor for an idempotent
-    call (it may simply run again). Dropping a write only makes a crashed call "interrupted"."""
+    history anyway (all calls done, none waiting: that write carries them), and an idempotent
+    call's result starts no write (it may simply run again) but goes with the next one, and with
+    a pause. Dropping a write only makes a crashed call "interrupted"."""
 
     def __init__(
         self, run: Run, step: Step, calls: Sequence[ToolCall], idempotent: Mapping[str, bool]
@@ -109,9 +110,9 @@ class Recorder:
         if found is not None:
             found.state, found.content, found.is_error = DONE, result.content, result.is_error
             found.duration_ms = round(duration * 1000, 3)
-        if not self.idempotent[call.id]:
-            self.unsaved.append((call.id, result.content, result.is_error, round(duration * 1000, 3)))
-        if self.left and self.unsaved and self.flushing is None:
+        # An idempotent call's result is kept for a pause (then it is written), not flushed for.
+        self.unsaved.append((call.id, result.content, result.is_error, round(duration * 1000, 3)))
+        if self.left and not self.idempotent[call.id] and self.flushing is None:
             self.flushing = asyncio.ensure_future(self._flush_soon())
 
     async def _flush_soon(self) -> None:
