@@ -20,11 +20,9 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
 
 import pydantic
-from typing_extensions import TypeVar
 
 from agnt5 import overrides, tracing
 from agnt5.agent_events import (
@@ -36,11 +34,19 @@ from agnt5.agent_events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from agnt5.agent_result import AgentResult, OutputT, partial_result
 from agnt5.agent_run import Run, gather_or_cancel, input_messages, run_local_session
-from agnt5.approvals import Decision, PendingCall, check_decisions
+from agnt5.agent_tools import (
+    final_result_schema,
+    handoff_schema,
+    handoff_tool_name,
+    tool_message,
+    unknown_tool,
+    validation_errors,
+)
+from agnt5.approvals import Decision, check_decisions
 from agnt5.context import ContextBudget, as_context_budget, build_prompt, split_instructions
 from agnt5.errors import (
-    GuardrailTripped,
     InvalidInputError,
     InvalidTypeError,
     MaxTurnsExceeded,
@@ -50,11 +56,12 @@ from agnt5.errors import (
 from agnt5.guardrails import Guardrail, GuardrailFunction, as_guardrails, first_tripped
 from agnt5.hooks import HookChain, RunHooks
 from agnt5.instructions import Instructions, compile_instructions
-from agnt5.models import LanguageModel, ModelResponse, ResponseComplete, ToolCall, Usage
+from agnt5.models import LanguageModel, ModelResponse, ResponseComplete, ToolCall
 from agnt5.models import TextDelta as ModelTextDelta
 from agnt5.pending_calls import unanswered_calls
 from agnt5.resume import check_decisions as check_stray_decisions
 from agnt5.resume import finish_steps
+from agnt5.run_audit import finished_event, record_failure, tool_events
 from agnt5.run_context import DepsT, RunContext
 from agnt5.steps import FINAL_RESULT_TOOL, OnResult, run_step, step_meta
 from agnt5.store.base import NewEvent
@@ -68,75 +75,8 @@ if TYPE_CHECKING:
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-OutputT = TypeVar("OutputT", default=str)
-"""The type of a run's output: `str`, or the agent's `output_type` (a pydantic model)."""
 
 AgentInput = str | Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
-
-
-# --- result --------------------------------------------------------------------------------------
-
-
-@dataclass
-class AgentResult(Generic[OutputT]):
-    """What a run produced: the output (text, or an `output_type` instance), the agent that
-    answered, the messages this run added, summed usage and cost, and the number of model calls.
-
-    Fields of a structured output read through: `result.category` is `result.output.category`.
-    """
-
-    output: OutputT
-    agent_name: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    turns: int = 0
-    run_id: str = ""
-    pending: list[PendingCall] = field(default_factory=list)
-    session: Session | None = None
-
-    @property
-    def cost(self) -> float | None:
-        return self.usage.cost
-
-    @property
-    def paused(self) -> bool:
-        """True when the run stopped for approval: `pending` lists the calls waiting (then
-        `output` is None); resume with `agent.run(None, session=result.session, approvals=...)`."""
-        return bool(self.pending)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        output = self.__dict__.get("output")
-        if isinstance(output, str):
-            # A text answer that is a JSON object reads the same way (a router told to answer in JSON).
-            fields = _json_object(output)
-            if name in fields:
-                return fields[name]
-        elif output is not None and hasattr(output, name):
-            return getattr(output, name)
-        raise AttributeError(
-            f"'AgentResult' has no attribute {name!r}: the output has no such field "
-            "(give the Agent an output_type to get structured fields)"
-        )
-
-    def __str__(self) -> str:
-        return str(self.output)
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    stripped = text.strip()
-    if not stripped.startswith("{"):
-        return {}
-    try:
-        value = json.loads(stripped)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _partial(run: Run, agent: Agent[Any, Any]) -> AgentResult[Any]:
-    return AgentResult(None, agent.name, run.messages, run.usage, run.turns, run.run_id)
 
 
 # --- agent ---------------------------------------------------------------------------------------
@@ -219,7 +159,7 @@ class Agent(Generic[DepsT, OutputT]):
             from agnt5.memory import memory_tools
 
             self.tools.extend(memory_tools(memory))
-        names = [t.name for t in self.tools] + [_handoff_tool_name(a) for a in self.handoffs]
+        names = [t.name for t in self.tools] + [handoff_tool_name(a) for a in self.handoffs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise InvalidInputError(
@@ -381,8 +321,8 @@ class Agent(Generic[DepsT, OutputT]):
                     pending or run.steps
                 ) and self._instructions.static is None:  # what the tools changed shows
                     run.rendered = await self._instructions.render(ctx)
-                done = [_tool_message(c, a, self.name) for c, (a, _) in zip(pending, answers, strict=True)]
-                events += _tool_events(run, self, pending, answers, None)
+                done = [tool_message(c, a, self.name) for c, (a, _) in zip(pending, answers, strict=True)]
+                events += tool_events(run, self, pending, answers, None)
                 history += run.append_soon(done + items, events)  # stored during the first request
             for call, (answer, _) in zip(pending, answers, strict=True):
                 yield ToolResultEvent(self.name, call.id, call.name, answer.content, answer.is_error)
@@ -411,7 +351,7 @@ class Agent(Generic[DepsT, OutputT]):
             if tripped is not None:
                 raise tripped
             # The final answer and the run's end are stored in one transaction.
-            await run.append(run.final, [_finished(run, agent)])
+            await run.append(run.final, [finished_event(run, agent)])
             run.started = False  # finished: a failing on_run_end hook is not a failed run
             result = AgentResult(
                 run.output, agent.name, run.messages, run.usage, run.turns, run.run_id, session=conversation
@@ -420,9 +360,9 @@ class Agent(Generic[DepsT, OutputT]):
             yield FinalResult(result)
         except BaseException as exc:
             if not isinstance(exc, GeneratorExit):
-                await _record_failure(run, agent, exc)  # after the step being stored, if any
+                await record_failure(run, agent, exc)  # after the step being stored, if any
             if isinstance(exc, UsageLimitExceeded) and exc.partial is None:
-                exc.partial = _partial(run, agent)
+                exc.partial = partial_result(run, agent.name)
             raise
         finally:
             conversation.clear_temp()
@@ -439,7 +379,7 @@ class Agent(Generic[DepsT, OutputT]):
         model = overrides.model_for(self)
         chain = HookChain.of(self.hooks, run.hooks)
         ctx = run.ctx
-        handoffs = {_handoff_tool_name(a): a for a in self.handoffs}
+        handoffs = {handoff_tool_name(a): a for a in self.handoffs}
         native_output = self.output_type is not None and model.supports_response_schema
         response_format = self.output_type if native_output else None
         corrected = False
@@ -454,9 +394,9 @@ class Agent(Generic[DepsT, OutputT]):
             found = await list_all(self.tool_sources, ctx, self._taken_names()) if self.tool_sources else []
             if listed is None or [id(t) for t in found] != [id(t) for t in listed]:
                 listed, tools = found, [*self.tools, *found]
-                schemas = [t.schema() for t in tools] + [_handoff_schema(a) for a in self.handoffs]
+                schemas = [t.schema() for t in tools] + [handoff_schema(a) for a in self.handoffs]
                 if self.output_type is not None and not native_output:
-                    schemas.append(_final_result_schema(self.output_type))
+                    schemas.append(final_result_schema(self.output_type))
                 tools_tokens = sum(counter.text(json.dumps(s, separators=(",", ":"))) for s in schemas)
                 budget = _budget(model, tools_tokens)
             prompt, history, hint = await build_prompt(run, self, model, history, budget, tools_tokens)
@@ -505,11 +445,11 @@ class Agent(Generic[DepsT, OutputT]):
                 target = next((handoffs[c.name] for c in calls if c.name in handoffs), None)
                 final = self._final_from_tool(calls, results)
                 items = [(assistant, step_meta(self.name, outcome.step))] + [
-                    _tool_message(call, result, self.name)
+                    tool_message(call, result, self.name)
                     for call, (result, _) in zip(calls, results, strict=True)
                 ]
                 finish = outcome.step.id if outcome.step is not None else None
-                history += run.append_soon(items, _tool_events(run, self, calls, results, target), finish)
+                history += run.append_soon(items, tool_events(run, self, calls, results, target), finish)
                 if final is not None:
                     run.output, run.done = final, True
                     return
@@ -528,13 +468,13 @@ class Agent(Generic[DepsT, OutputT]):
                 if corrected:
                     raise OutputValidationError(
                         f"agent {self.name!r}: the model's answer does not match {self.output_type.__name__} "
-                        f"even after one correction: {_errors(exc)}"
+                        f"even after one correction: {validation_errors(exc)}"
                     ) from exc
                 corrected = True
                 how = "call the final_result tool" if not native_output else "reply with only a JSON object"
                 correction = {
                     "role": "user",
-                    "content": f"Your answer did not match the required schema ({_errors(exc)}). "
+                    "content": f"Your answer did not match the required schema ({validation_errors(exc)}). "
                     f"Please {how} that matches the schema.",
                 }
                 stored = await run.append([(assistant, meta), (correction, {**meta, "correction": True})])
@@ -546,7 +486,7 @@ class Agent(Generic[DepsT, OutputT]):
         raise MaxTurnsExceeded(
             f"agent {self.name!r} made {self.max_turns} model calls without a final answer; raise max_turns "
             "or check the tools' results (the partial run is on .partial)",
-            partial=_partial(run, self),
+            partial=partial_result(run, self.name),
         )
 
     def _taken_names(self) -> dict[str, str]:
@@ -554,7 +494,7 @@ class Agent(Generic[DepsT, OutputT]):
         own = f"agent {self.name!r} (its own tools)"
         taken = {t.name: own for t in self.tools}
         taken.update(
-            {_handoff_tool_name(a): f"agent {self.name!r} (handoff to {a.name!r})" for a in self.handoffs}
+            {handoff_tool_name(a): f"agent {self.name!r} (handoff to {a.name!r})" for a in self.handoffs}
         )
         if self.output_type is not None:
             taken[FINAL_RESULT_TOOL] = f"agent {self.name!r} (its output tool)"
@@ -612,7 +552,7 @@ class Agent(Generic[DepsT, OutputT]):
         results: Sequence[tuple[ToolResult, float]],
         target: Agent[Any, Any] | None,
     ) -> list[NewEvent]:
-        return _tool_events(run, self, calls, results, target)
+        return tool_events(run, self, calls, results, target)
 
     async def _pause(
         self, run: Run, agent: Agent[Any, Any], unstored: list[NewEvent], hooks: RunHooks[Any] | None
@@ -668,11 +608,11 @@ class Agent(Generic[DepsT, OutputT]):
             elif planned.name in tools:
                 result = await tools[planned.name].invoke(planned.arguments, tool_ctx)
             else:
-                result = _unknown_tool(planned, tools, handoffs)
+                result = unknown_tool(planned, tools, handoffs)
             if chain:
                 result = await chain.tool_result(tool_ctx, self, call, result)
         else:
-            result = _unknown_tool(call, tools, handoffs)
+            result = unknown_tool(call, tools, handoffs)
         return result, time.perf_counter() - started
 
     def _check_final(self, call: ToolCall) -> ToolResult:
@@ -681,7 +621,8 @@ class Agent(Generic[DepsT, OutputT]):
             self.output_type.model_validate_json(call.arguments or "{}")
         except pydantic.ValidationError as exc:
             return ToolResult(
-                f"Error: invalid final_result: {_errors(exc)}; call final_result again", is_error=True
+                f"Error: invalid final_result: {validation_errors(exc)}; call final_result again",
+                is_error=True,
             )
         return ToolResult("Final result received.")
 
@@ -722,120 +663,6 @@ def _budget(model: LanguageModel, tools_tokens: int) -> int:
     window = model.context_window
     reserve = model.params.get("max_tokens") or min(model.max_output_tokens, window // 4)
     return window - int(reserve) - tools_tokens - REPLY_PRIMER_TOKENS
-
-
-def _tool_message(call: ToolCall, result: ToolResult, agent: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    return {"role": "tool", "tool_call_id": call.id, "content": result.content}, {"agent": agent}
-
-
-def _unknown_tool(call: ToolCall, tools: Mapping[str, Tool], handoffs: Mapping[str, Any]) -> ToolResult:
-    known = ", ".join(sorted([*tools, *handoffs])) or "none"
-    return ToolResult(f"Error: unknown tool {call.name!r}; available tools: {known}", is_error=True)
-
-
-def _handoff_tool_name(agent: Agent[Any, Any]) -> str:
-    return f"transfer_to_{agent.name}"[:64]
-
-
-def _handoff_schema(agent: Agent[Any, Any]) -> dict[str, Any]:
-    """The `transfer_to_<name>` tool; its description quotes the first line of the agent's
-    instructions (their first text part when they are a list)."""
-    given = agent.instructions
-    parts = list(given) if isinstance(given, Sequence) and not isinstance(given, str) else [given]
-    text = next((p for p in parts if isinstance(p, str)), "")
-    about = text.strip().splitlines()[0] if text.strip() else ""
-    description = f"Hand the conversation over to the agent {agent.name!r}." + (
-        f" It: {about}" if about else ""
-    )
-    return {
-        "type": "function",
-        "function": {
-            "name": _handoff_tool_name(agent),
-            "description": description,
-            "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
-        },
-    }
-
-
-def _final_result_schema(output_type: type[pydantic.BaseModel]) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": FINAL_RESULT_TOOL,
-            "description": f"Give your final answer as a {output_type.__name__}. Call this once, when done.",
-            "parameters": output_type.model_json_schema(),
-        },
-    }
-
-
-def _errors(exc: pydantic.ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'output'}: {e['msg']}" for e in exc.errors())
-
-
-def _tool_events(
-    run: Run,
-    agent: Agent[Any, Any],
-    calls: Sequence[ToolCall],
-    results: Sequence[tuple[ToolResult, float]],
-    target: Agent[Any, Any] | None,
-) -> list[NewEvent]:
-    """Audit events of one tool step (stored with its messages; none on a run-local session)."""
-    if not run.durable:
-        return []
-    events = []
-    for call, (result, duration) in zip(calls, results, strict=True):
-        events.append(
-            run.event(
-                "tool_call", agent=agent.name, call_id=call.id, name=call.name, arguments=call.arguments
-            )
-        )
-        events.append(
-            run.event(
-                "tool_result",
-                agent=agent.name,
-                call_id=call.id,
-                name=call.name,
-                is_error=result.is_error,
-                duration_ms=round(duration * 1000, 3),
-            )
-        )
-    if target is not None:
-        events.append(run.event("handoff", from_agent=agent.name, to_agent=target.name))
-    return events
-
-
-def _finished(run: Run, agent: Agent[Any, Any]) -> NewEvent:
-    return run.event(
-        "agent_run_finished",
-        agent=agent.name,
-        turns=run.turns,
-        prompt_tokens=run.usage.prompt_tokens,
-        completion_tokens=run.usage.completion_tokens,
-        cost=run.usage.cost,
-    )
-
-
-async def _record_failure(run: Run, agent: Agent[Any, Any], exc: BaseException) -> None:
-    """Audit a stopped run: `guardrail_tripped` for a guardrail, `agent_run_failed` once started."""
-    events = []
-    if isinstance(exc, GuardrailTripped):
-        events.append(
-            run.event(
-                "guardrail_tripped",
-                agent=agent.name,
-                guardrail=exc.guardrail,
-                kind=exc.kind,
-                reason=exc.reason,
-            )
-        )
-    if run.started:
-        events.append(
-            run.event("agent_run_failed", agent=agent.name, error=type(exc).__name__, message=str(exc)[:500])
-        )
-    try:
-        await run.audit(events)
-    except Exception:
-        pass  # the original error matters more than its audit record
 
 
 __all__ = ["Agent", "AgentResult", "OutputT"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agnt5.agent_events import HandoffEvent, RunEvent, ToolResultEvent
+from agnt5.agent_tools import handoff_tool_name
 from agnt5.approvals import INTERRUPTED_TEXT, Decision, Denial, denial_text
 from agnt5.errors import (
     ApprovalConflictError,
@@ -112,7 +113,7 @@ async def finish_steps(
         run.ctx.agent_name = agent.name
         step = await _claim(run, step, decisions, approved_by)
         events = _decision_events(run, step, decisions, approved_by)
-        handoffs = {_handoff_name(a): a for a in agent.handoffs}
+        handoffs = {handoff_tool_name(a): a for a in agent.handoffs}
         tools = await agent._tools_for(run, sources)
         again = [c for c in step.calls if c.state == RUNNING]
         calls = [ToolCall(c.id, c.name, c.arguments) for c in again]
@@ -232,10 +233,6 @@ def _decision_events(
                 run.event("tool_call_interrupted", agent=step.agent, call_id=call.id, name=call.name)
             )
     return events
-
-
-def _handoff_name(agent: Agent[Any, Any]) -> str:
-    return f"transfer_to_{agent.name}"[:64]
 
 
 __all__ = ["Resumed", "check_decisions", "find_agent", "finish_steps"]
