@@ -5,9 +5,11 @@ Every function only reads. Message content stays data: the page renders it as te
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -124,7 +126,8 @@ async def list_sessions(
                     break
                 continue
             break
-    rows = [header_json(h, await _tokens(store, h.id)) for h in headers]
+    tokens = await asyncio.gather(*(_tokens(store, h.id) for h in headers))
+    rows = [header_json(h, t) for h, t in zip(headers, tokens, strict=True)]
     return {"sessions": rows, "next_cursor": next_cursor}
 
 
@@ -186,16 +189,42 @@ async def session(store: Store, session_id: str, *, limit: int = PAGE) -> dict[s
     }
 
 
-async def _events(store: Store, session_id: str) -> list[Event]:
-    await _header(store, session_id)
-    return await store.read_events(session_id, None, None)
+class EventCache:
+    """The audit trails read lately, extended with what is new on each read: a trail only grows,
+    and a 100,000-message session's whole trail takes seconds to read. Re-read whole after
+    `max_age` seconds; at most `size` sessions are kept."""
+
+    def __init__(self, size: int = 8, max_age: float = 30.0) -> None:
+        self.size = size
+        self.max_age = max_age
+        self._entries: OrderedDict[str, tuple[float, list[Event]]] = OrderedDict()
+
+    async def read(self, store: Store, session_id: str) -> list[Event]:
+        await _header(store, session_id)
+        now = time.monotonic()
+        entry = self._entries.pop(session_id, None)
+        if entry is None or now - entry[0] > self.max_age or not entry[1]:
+            stamp, every = now, await store.read_events(session_id, None, None)
+        else:
+            stamp, every = entry
+            last = every[-1]
+            since = last.timestamp.timestamp() - SINCE_SLACK
+            every = every + [e for e in await store.read_events(session_id, since, None) if e.id > last.id]
+        self._entries[session_id] = (stamp, every)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return every
+
+
+SINCE_SLACK = 0.001
+"""Seconds read before a `since` time: an event's time comes back rounded to the microsecond."""
 
 
 async def events(
-    store: Store, session_id: str, *, type: str | None, before: int | None, limit: int
+    store: Store, cache: EventCache, session_id: str, *, type: str | None, before: int | None, limit: int
 ) -> dict[str, Any]:
     """The newest `limit` audit events (of one type), older than event id `before`; with counts per type."""
-    every = await _events(store, session_id)
+    every = await cache.read(store, session_id)
     counts = Counter(e.type for e in every)
     chosen = [e for e in every if (type is None or e.type == type) and (before is None or e.id < before)]
     more = len(chosen) > limit
@@ -273,9 +302,9 @@ def downsample(
     return [list(p) for p in out]
 
 
-async def activity(store: Store, session_id: str) -> dict[str, Any]:
+async def activity(store: Store, cache: EventCache, session_id: str) -> dict[str, Any]:
     """The tokens-over-time chart (downsampled), the prunes, event counts and active totals."""
-    every = await _events(store, session_id)
+    every = await cache.read(store, session_id)
     points, prunes = token_series(every)
     marks = {p["x"] for p in prunes}
     stats: dict[str, int] | None
@@ -301,7 +330,8 @@ async def poll(
     `after_event` (read from time `since`), and whether the shown timeline must be reloaded."""
     header = await _header(store, session_id)
     rows = await _page(store, session_id, None, after, limit) if after >= 0 else []
-    new_events = [e for e in await store.read_events(session_id, since, None) if e.id > after_event]
+    start = None if since is None else since - SINCE_SLACK
+    new_events = [e for e in await store.read_events(session_id, start, None) if e.id > after_event]
     last = new_events[-1] if new_events else None
     return {
         "session": header_json(header),

@@ -111,6 +111,8 @@ def _session_id(request: Request) -> str:
 def build_app(store: Store, *, token: str | None = None, loopback: bool = True) -> Starlette:
     """The inspector for `store`; with `token`, every request must present it (query or cookie)."""
 
+    cache = data.EventCache()
+
     def page(name: str) -> Handler:
         async def endpoint(request: Request) -> Response:
             return FileResponse(STATIC / name, media_type="text/html; charset=utf-8")
@@ -153,12 +155,12 @@ def build_app(store: Store, *, token: str | None = None, loopback: bool = True) 
         before = data.optional_int(q.get("before"), "before", 1)
         limit = data.positive(q.get("limit"), "limit", data.PAGE, data.MAX_PAGE)
         body = await data.events(
-            store, _session_id(request), type=q.get("type") or None, before=before, limit=limit
+            store, cache, _session_id(request), type=q.get("type") or None, before=before, limit=limit
         )
         return JSONResponse(body)
 
     async def activity(request: Request) -> Response:
-        return JSONResponse(await data.activity(store, _session_id(request)))
+        return JSONResponse(await data.activity(store, cache, _session_id(request)))
 
     async def poll(request: Request) -> Response:
         q = request.query_params
