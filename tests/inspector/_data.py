@@ -47,7 +47,10 @@ async def write_injected(store: Store) -> None:
                 {
                     "id": "call_evil",
                     "type": "function",
-                    "function": {"name": "<img src=x onerror=window.__pwned=4>", "arguments": '{"q": "</pre><script>window.__pwned=5</script>"}'},
+                    "function": {
+                        "name": "<img src=x onerror=window.__pwned=4>",
+                        "arguments": '{"q": "</pre><script>window.__pwned=5</script>"}',
+                    },
                 }
             ],
         }
@@ -62,7 +65,9 @@ async def write_injected(store: Store) -> None:
 async def write_filler(store: Store) -> None:
     """A few small sessions of other apps and users, for the list's filters."""
     for i, (app, user) in enumerate([("billing", "alice"), ("billing", "bob"), ("search", "alice")]):
-        session = Session(f"filler-{i}-{app}-{user}", app_name=app, user_id=user, metadata={"tag": f"t{i}"}, store=store)
+        session = Session(
+            f"filler-{i}-{app}-{user}", app_name=app, user_id=user, metadata={"tag": f"t{i}"}, store=store
+        )
         await session.send_message({"role": "user", "content": f"hello from {user}"})
 
 
@@ -94,7 +99,12 @@ async def write_long_session(store: Store, session_id: str, count: int) -> None:
     header = SessionHeader(session_id, "long", "u")
     roles = ("user", "assistant")
     messages = [
-        NewMessage(f"m{i}", {"role": roles[i % 2], "content": f"message number {i + 1}"}, {"agent": "bot"} if i % 2 else {}, 5)
+        NewMessage(
+            f"m{i}",
+            {"role": roles[i % 2], "content": f"message number {i + 1}"},
+            {"agent": "bot"} if i % 2 else {},
+            5,
+        )
         for i in range(count)
     ]
     await store.append_messages(header, messages, [])

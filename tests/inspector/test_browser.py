@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from inspector import _data
-from inspector.conftest import LiveServer, screenshot
 
 from agnt5.session import Session
 from agnt5.store.url import open_store
+from inspector import _data
+from inspector.conftest import LiveServer, screenshot
 
 LIVE_ID = "live-session"
 
@@ -29,7 +29,9 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         await _data.write_demo_backlog(store)
         await _data.write_injected(store)
         await _data.write_filler(store)
-        await Session(LIVE_ID, app_name="live_app", store=store).send_message({"role": "user", "content": "first"})
+        await Session(LIVE_ID, app_name="live_app", store=store).send_message(
+            {"role": "user", "content": "first"}
+        )
         await store.close()
 
     _data.run(build())
@@ -103,7 +105,9 @@ def test_the_demos_session_folds_tool_calls_and_shows_its_prune(page: Any, serve
     assert page.locator("#timeline .msg .tokens").first.inner_text().endswith(" tok")
     # audit events filtered by type
     page.select_option("#event-type", "prune")
-    page.wait_for_function("() => [...document.querySelectorAll('#events li')].every(li => li.dataset.type === 'prune')")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#events li')].every(li => li.dataset.type === 'prune')"
+    )
     assert page.locator("#events li").count() == 1
     screenshot(page, "session_backlog")
     # older messages load on demand (the newest 200 are shown first)
@@ -127,8 +131,14 @@ def _write_later(url: str) -> threading.Thread:
         session = await Session.get(LIVE_ID, store=store)
         for i in range(1, 4):
             await asyncio.sleep(0.3)
-            await session.send_message({"role": "assistant", "content": f"live message {i}"}, metadata={"agent": "writer"})
-        call = {"id": "call_live", "type": "function", "function": {"name": "lookup", "arguments": '{"k": 1}'}}
+            await session.send_message(
+                {"role": "assistant", "content": f"live message {i}"}, metadata={"agent": "writer"}
+            )
+        call = {
+            "id": "call_live",
+            "type": "function",
+            "function": {"name": "lookup", "arguments": '{"k": 1}'},
+        }
         await session.send_message({"role": "assistant", "content": None, "tool_calls": [call]})
         await session.send_message({"role": "tool", "tool_call_id": "call_live", "content": "found it"})
         await session.record_event("checkpoint", {"step": 3})

@@ -6,24 +6,31 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import StoreEnv
 
 from agnt5.inspect import data
 from agnt5.inspect.server import CSP, TOKEN_COOKIE, build_app
 from agnt5.session import Session
 from agnt5.store.base import Event
 from agnt5.store.url import open_store
-from conftest import StoreEnv
 from inspector import _data
 
 BASE = "http://127.0.0.1"
-SESSION_ENDPOINTS = ["session", "session/messages", "session/events", "session/activity", "session/poll", "session/export"]
+SESSION_ENDPOINTS = [
+    "session",
+    "session/messages",
+    "session/events",
+    "session/activity",
+    "session/poll",
+    "session/export",
+]
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +91,9 @@ async def _json(client: httpx.AsyncClient, path: str, status: int = 200, **param
     return response.json()
 
 
-async def test_pages_and_static_files_carry_a_strict_content_security_policy(small: httpx.AsyncClient) -> None:
+async def test_pages_and_static_files_carry_a_strict_content_security_policy(
+    small: httpx.AsyncClient,
+) -> None:
     for path in ["/", "/session?id=x", "/static/app.css", "/static/session.js", "/api/info"]:
         response = await small.get(path)
         assert response.status_code == 200, path
@@ -139,7 +148,9 @@ async def test_sessions_list_filters_and_pages(small: httpx.AsyncClient) -> None
         ("/api/session", {}, "id"),
     ],
 )
-async def test_bad_parameters_are_400_json(small: httpx.AsyncClient, path: str, params: dict[str, str], field: str) -> None:
+async def test_bad_parameters_are_400_json(
+    small: httpx.AsyncClient, path: str, params: dict[str, str], field: str
+) -> None:
     body = await _json(small, path, 400, **params)
     assert body["status"] == 400 and (field in body["error"] or "cursor" in body["error"])
 
@@ -163,7 +174,9 @@ async def test_a_foreign_host_header_is_refused_on_loopback(small: httpx.AsyncCl
     assert (await small.get("/api/info", headers={"Host": "localhost:8080"})).status_code == 200
 
 
-async def test_session_timeline_state_activity_events_and_export(small: httpx.AsyncClient, small_db: str) -> None:
+async def test_session_timeline_state_activity_events_and_export(
+    small: httpx.AsyncClient, small_db: str
+) -> None:
     s = await _json(small, "/api/session", id=_data.BACKLOG_ID)
     assert s["session"]["app_name"] == "acme_support"
     messages = s["messages"]
@@ -173,8 +186,12 @@ async def test_session_timeline_state_activity_events_and_export(small: httpx.As
     calls = [m for m in messages if m["tool_calls"]]
     assert calls and any(m["agent"] == "support_assistant" for m in messages)
     assert s["state"]["temp"] is None and s["state"]["user"] == {}
-    older = await _json(small, "/api/session/messages", id=_data.BACKLOG_ID, before=messages[0]["seq"], limit=200)
-    assert [m["seq"] for m in older["messages"]] == list(range(1, messages[0]["seq"])) and older["more"] is False
+    older = await _json(
+        small, "/api/session/messages", id=_data.BACKLOG_ID, before=messages[0]["seq"], limit=200
+    )
+    assert [m["seq"] for m in older["messages"]] == list(range(1, messages[0]["seq"])) and older[
+        "more"
+    ] is False
     activity = await _json(small, "/api/session/activity", id=_data.BACKLOG_ID)
     [prune] = activity["prunes"]
     assert prune["strategy"] == "sliding_window" and prune["removed"] == 180
@@ -202,16 +219,22 @@ async def test_poll_returns_what_is_new(small_db: str, tmp_path: Path) -> None:
     async for client in _client(url):
         first = await _json(client, "/api/session/activity", id="live")
         cursor = first["last_event"]
-        nothing = await _json(client, "/api/session/poll", id="live", after=1, since=cursor["ts"], after_event=cursor["id"])
+        nothing = await _json(
+            client, "/api/session/poll", id="live", after=1, since=cursor["ts"], after_event=cursor["id"]
+        )
         assert nothing["messages"] == [] and nothing["events"] == [] and nothing["reload"] is False
         await session.send_message({"role": "assistant", "content": "two"})
         await session.record_event("checkpoint", {"n": 1})
-        new = await _json(client, "/api/session/poll", id="live", after=1, since=cursor["ts"], after_event=cursor["id"])
+        new = await _json(
+            client, "/api/session/poll", id="live", after=1, since=cursor["ts"], after_event=cursor["id"]
+        )
         assert [m["content"] for m in new["messages"]] == ["two"]
         assert [e["type"] for e in new["events"]] == ["checkpoint"] and new["last_event"]["id"] == 3
         await session.send_message({"role": "user", "content": "three"})
         assert (await session.prune("keep_last_1")).removed == 2
-        pruned = await _json(client, "/api/session/poll", id="live", after=2, since=new["last_event"]["ts"], after_event=3)
+        pruned = await _json(
+            client, "/api/session/poll", id="live", after=2, since=new["last_event"]["ts"], after_event=3
+        )
         assert pruned["reload"] is True
     await writer.close()
 
@@ -231,7 +254,10 @@ async def test_token_required_when_served_remotely(small_db: str) -> None:
         assert (await client.get("/api/sessions", params={"token": "wrong"})).status_code == 401
         ok = await client.get("/", params={"token": "s3cret-token"})
         assert ok.status_code == 200 and ok.cookies.get(TOKEN_COOKIE) == "s3cret-token"
-        assert "httponly" in ok.headers["set-cookie"].lower() and "samesite=strict" in ok.headers["set-cookie"].lower()
+        assert (
+            "httponly" in ok.headers["set-cookie"].lower()
+            and "samesite=strict" in ok.headers["set-cookie"].lower()
+        )
         assert (await client.get("/api/sessions")).status_code == 200  # the cookie now
         other = await client.get("/api/info", headers={"Host": "inspector.example:9000"})
         assert other.status_code == 200  # remote: any Host, the token protects
@@ -262,7 +288,11 @@ async def test_a_hundred_thousand_message_session_is_paged(big: httpx.AsyncClien
     older = await _json(big, "/api/session/messages", id="long-100k", before=99_801, limit=1000)
     assert [m["seq"] for m in older["messages"]] == list(range(98_801, 99_801)) and older["more"] is True
     start = await _json(big, "/api/session/messages", id="long-100k", after=0, limit=3)
-    assert [m["content"] for m in start["messages"]] == ["message number 1", "message number 2", "message number 3"]
+    assert [m["content"] for m in start["messages"]] == [
+        "message number 1",
+        "message number 2",
+        "message number 3",
+    ]
     poll = await _json(big, "/api/session/poll", id="long-100k", after=99_999, since=time.time())
     assert [m["seq"] for m in poll["messages"]] == [100_000] and poll["reload"] is False
 
