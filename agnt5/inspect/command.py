@@ -102,13 +102,20 @@ async def run_inspect(args: argparse.Namespace, url: str | None, out: TextIO) ->
     except DatabaseNotFoundError as exc:
         where = "--database-url" if url else "AGNT5_DATABASE_URL or --database-url"
         raise DatabaseNotFoundError(f"{exc}; choose the database with {where}") from None
+    # SQLite answers on one thread per store: a second one reads whole audit trails (slow on long
+    # sessions) without holding up the timeline's reads.
+    trail_store = (
+        open_store(store.url, create=False, read_only=True)
+        if store.supports_sync and not store.url.endswith(":memory:")
+        else None
+    )
     try:
         token = None if loopback else secrets.token_urlsafe(24)
         sock = listen(args.host, args.port)
         port = sock.getsockname()[1]
         shown = f"[{args.host.strip('[]')}]" if ":" in args.host.strip("[]") else args.host
         address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-        app = build_app(store, token=token, loopback=loopback)
+        app = build_app(store, token=token, loopback=loopback, trail_store=trail_store)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = _server(config)
         out.write(f"agnt5 inspect: {address}\n")
@@ -119,6 +126,8 @@ async def run_inspect(args: argparse.Namespace, url: str | None, out: TextIO) ->
         return 0
     finally:
         await store.close()
+        if trail_store is not None:
+            await trail_store.close()
 
 
 def _server(config: Any) -> Any:

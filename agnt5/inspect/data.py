@@ -6,11 +6,13 @@ Every function only reads. Message content stays data: the page renders it as te
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import math
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -189,33 +191,70 @@ async def session(store: Store, session_id: str, *, limit: int = PAGE) -> dict[s
     }
 
 
-class EventCache:
-    """The audit trails read lately, extended with what is new on each read: a trail only grows,
-    and a 100,000-message session's whole trail takes seconds to read. Re-read whole after
-    `max_age` seconds; at most `size` sessions are kept."""
+@dataclass(slots=True)
+class _Trail:
+    events: list[Event]
+    fingerprint: tuple[float, int]  # the header's (updated_at, message_count) when read
+    started: float  # wall-clock time the read started
+    stamp: float  # monotonic time of the last whole read
+    derived: dict[str, tuple[int, Any]] = field(default_factory=dict)  # name -> (events, value)
 
-    def __init__(self, size: int = 8, max_age: float = 30.0) -> None:
+
+class EventCache:
+    """The audit trails read lately: a 100,000-message session's whole trail takes seconds to
+    read, and a trail only grows. A cached trail is returned as is when the session's header shows
+    nothing was written since (appends and events move `updated_at`, at most once a second, or the
+    message count), extended with what is new otherwise, and re-read whole after `max_age`
+    seconds. At most `size` sessions are kept."""
+
+    def __init__(self, size: int = 8, max_age: float = 300.0) -> None:
         self.size = size
         self.max_age = max_age
-        self._entries: OrderedDict[str, tuple[float, list[Event]]] = OrderedDict()
+        self._entries: OrderedDict[str, _Trail] = OrderedDict()
+        self._reading: dict[str, asyncio.Lock] = {}
 
     async def read(self, store: Store, session_id: str) -> list[Event]:
-        await _header(store, session_id)
-        now = time.monotonic()
-        entry = self._entries.pop(session_id, None)
-        if entry is None or now - entry[0] > self.max_age or not entry[1]:
-            stamp, every = now, await store.read_events(session_id, None, None)
-        else:
-            stamp, every = entry
-            last = every[-1]
+        # Requests arriving while a whole trail is read wait for it, then reuse or extend it.
+        async with self._reading.setdefault(session_id, asyncio.Lock()):
+            header = await _header(store, session_id)
+            return await self._read(store, header)
+
+    async def _read(self, store: Store, header: SessionHeader) -> list[Event]:
+        fingerprint = (header.updated_at, header.message_count)
+        started = time.time()
+        entry = self._entries.pop(header.id, None)
+        if entry is None or time.monotonic() - entry.stamp > self.max_age or not entry.events:
+            entry = _Trail(
+                await store.read_events(header.id, None, None), fingerprint, started, time.monotonic()
+            )
+        elif entry.fingerprint != fingerprint or entry.started < header.updated_at + TOUCH_INTERVAL:
+            last = entry.events[-1]
             since = last.timestamp.timestamp() - SINCE_SLACK
-            every = every + [e for e in await store.read_events(session_id, since, None) if e.id > last.id]
-        self._entries[session_id] = (stamp, every)
+            new = [e for e in await store.read_events(header.id, since, None) if e.id > last.id]
+            entry = _Trail(entry.events + new, fingerprint, started, entry.stamp) if new else entry
+            entry.fingerprint, entry.started = fingerprint, started
+        self._entries[header.id] = entry
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
-        return every
+        return entry.events
+
+    def derived(self, session_id: str, name: str, events: list[Event]) -> Any:
+        """What was computed as `name` from this trail as it is now, else None."""
+        entry = self._entries.get(session_id)
+        if entry is None or entry.events is not events:
+            return None
+        found = entry.derived.get(name)
+        return found[1] if found is not None and found[0] == len(events) else None
+
+    def remember(self, session_id: str, name: str, events: list[Event], value: Any) -> None:
+        entry = self._entries.get(session_id)
+        if entry is not None and entry.events is events:
+            entry.derived[name] = (len(events), value)
 
 
+TOUCH_INTERVAL = 1.05
+"""A session's `updated_at` moves at most once a second (agnt5/store/sqlite.py): a read started
+this long after it has seen every write that did not move it."""
 SINCE_SLACK = 0.001
 """Seconds read before a `since` time: an event's time comes back rounded to the microsecond."""
 
@@ -225,13 +264,16 @@ async def events(
 ) -> dict[str, Any]:
     """The newest `limit` audit events (of one type), older than event id `before`; with counts per type."""
     every = await cache.read(store, session_id)
-    counts = Counter(e.type for e in every)
+    counts = cache.derived(session_id, "counts", every)
+    if counts is None:
+        counts = dict(sorted(Counter(e.type for e in every).items()))
+        cache.remember(session_id, "counts", every, counts)
     chosen = [e for e in every if (type is None or e.type == type) and (before is None or e.id < before)]
     more = len(chosen) > limit
     chosen = chosen[-limit:] if limit else []
     return {
         "events": [event_json(e) for e in reversed(chosen)],
-        "counts": dict(sorted(counts.items())),
+        "counts": counts,
         "more": more,
     }
 
@@ -305,6 +347,9 @@ def downsample(
 async def activity(store: Store, cache: EventCache, session_id: str) -> dict[str, Any]:
     """The tokens-over-time chart (downsampled), the prunes, event counts and active totals."""
     every = await cache.read(store, session_id)
+    known = cache.derived(session_id, "activity", every)
+    if known is not None:
+        return dict(known)
     points, prunes = token_series(every)
     marks = {p["x"] for p in prunes}
     stats: dict[str, int] | None
@@ -314,24 +359,34 @@ async def activity(store: Store, cache: EventCache, session_id: str) -> dict[str
     except Exception:
         stats = None
     last = every[-1] if every else None
-    return {
+    result = {
         "points": downsample(points, sorted(marks)),
         "prunes": prunes,
         "counts": dict(sorted(Counter(e.type for e in every).items())),
         "active": stats,
         "last_event": None if last is None else {"id": last.id, "ts": last.timestamp.timestamp()},
     }
+    cache.remember(session_id, "activity", every, result)
+    return result
 
 
 async def poll(
-    store: Store, session_id: str, *, after: int, since: float | None, after_event: int, limit: int = MAX_PAGE
+    store: Store,
+    trails: Store,
+    cache: EventCache,
+    session_id: str,
+    *,
+    after: int,
+    after_event: int,
+    limit: int = MAX_PAGE,
 ) -> dict[str, Any]:
     """What changed since the page last looked: messages after seq `after`, events after id
-    `after_event` (read from time `since`), and whether the shown timeline must be reloaded."""
+    `after_event` (from the cached trail, read on `trails`), and whether the shown timeline must
+    be reloaded."""
     header = await _header(store, session_id)
-    rows = await _page(store, session_id, None, after, limit) if after >= 0 else []
-    start = None if since is None else since - SINCE_SLACK
-    new_events = [e for e in await store.read_events(session_id, start, None) if e.id > after_event]
+    rows = await _page(store, session_id, None, after, limit)
+    every = await cache.read(trails, session_id)
+    new_events = every[bisect.bisect_right(every, after_event, key=lambda e: e.id) :]
     last = new_events[-1] if new_events else None
     return {
         "session": header_json(header),

@@ -108,8 +108,15 @@ def _session_id(request: Request) -> str:
     return value
 
 
-def build_app(store: Store, *, token: str | None = None, loopback: bool = True) -> Starlette:
-    """The inspector for `store`; with `token`, every request must present it (query or cookie)."""
+def build_app(
+    store: Store, *, token: str | None = None, loopback: bool = True, trail_store: Store | None = None
+) -> Starlette:
+    """The inspector for `store`; with `token`, every request must present it (query or cookie).
+
+    `trail_store` (another store on the same database) reads whole audit trails, which takes
+    seconds for a 100,000-message session: on SQLite's one connection thread that read would hold
+    up the timeline's small reads."""
+    trails = trail_store if trail_store is not None else store
 
     cache = data.EventCache()
 
@@ -155,25 +162,19 @@ def build_app(store: Store, *, token: str | None = None, loopback: bool = True) 
         before = data.optional_int(q.get("before"), "before", 1)
         limit = data.positive(q.get("limit"), "limit", data.PAGE, data.MAX_PAGE)
         body = await data.events(
-            store, cache, _session_id(request), type=q.get("type") or None, before=before, limit=limit
+            trails, cache, _session_id(request), type=q.get("type") or None, before=before, limit=limit
         )
         return JSONResponse(body)
 
     async def activity(request: Request) -> Response:
-        return JSONResponse(await data.activity(store, cache, _session_id(request)))
+        return JSONResponse(await data.activity(trails, cache, _session_id(request)))
 
     async def poll(request: Request) -> Response:
         q = request.query_params
         after = data.optional_int(q.get("after"), "after", 0) or 0
         after_event = data.optional_int(q.get("after_event"), "after_event", 0) or 0
-        since_text = q.get("since")
-        try:
-            since = float(since_text) if since_text else None
-        except ValueError:
-            raise InvalidInputError(
-                f"since must be a number of seconds, got {since_text!r}", field="since"
-            ) from None
-        body = await data.poll(store, _session_id(request), after=after, since=since, after_event=after_event)
+        session_id = _session_id(request)
+        body = await data.poll(store, trails, cache, session_id, after=after, after_event=after_event)
         return JSONResponse(body)
 
     async def export(request: Request) -> Response:

@@ -33,13 +33,14 @@ def _browser_problem() -> str | None:
     except ImportError:
         return "playwright is not installed (pip install -e '.[dev]')"
     if not (os.path.isfile(CHROMIUM) or shutil.which(CHROMIUM)):
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium; scripts/with_browser.sh does it)"
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)"
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the run."""
+    """One headless Chromium per module (Playwright's sync API keeps an event loop running in this
+    thread while it is open, which the suite's async tests cannot share)."""
     problem = _browser_problem()
     if problem is not None:
         if REQUIRE_BROWSER:

@@ -5,7 +5,6 @@ the token when served remotely, and PostgreSQL."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,7 +142,7 @@ async def test_sessions_list_filters_and_pages(small: httpx.AsyncClient) -> None
         ("/api/session/messages", {"id": _data.BACKLOG_ID, "before": "0"}, "before"),
         ("/api/session/messages", {"id": _data.BACKLOG_ID, "before": "5", "after": "1"}, "before"),
         ("/api/session/events", {"id": _data.BACKLOG_ID, "limit": "1001"}, "limit"),
-        ("/api/session/poll", {"id": _data.BACKLOG_ID, "since": "yesterday"}, "since"),
+        ("/api/session/poll", {"id": _data.BACKLOG_ID, "after_event": "-1"}, "after_event"),
         ("/api/session/export", {"id": _data.BACKLOG_ID, "format": "xml"}, "format"),
         ("/api/session", {}, "id"),
     ],
@@ -219,22 +218,19 @@ async def test_poll_returns_what_is_new(small_db: str, tmp_path: Path) -> None:
     async for client in _client(url):
         first = await _json(client, "/api/session/activity", id="live")
         cursor = first["last_event"]
-        nothing = await _json(
-            client, "/api/session/poll", id="live", after=1, since=cursor["ts"], after_event=cursor["id"]
-        )
+        nothing = await _json(client, "/api/session/poll", id="live", after=1, after_event=cursor["id"])
         assert nothing["messages"] == [] and nothing["events"] == [] and nothing["reload"] is False
         await session.send_message({"role": "assistant", "content": "two"})
         await session.record_event("checkpoint", {"n": 1})
-        new = await _json(
-            client, "/api/session/poll", id="live", after=1, since=cursor["ts"], after_event=cursor["id"]
-        )
+        new = await _json(client, "/api/session/poll", id="live", after=1, after_event=cursor["id"])
         assert [m["content"] for m in new["messages"]] == ["two"]
         assert [e["type"] for e in new["events"]] == ["checkpoint"] and new["last_event"]["id"] == 3
+        again = await _json(client, "/api/session/activity", id="live")  # the cached trail, extended
+        assert again["points"] == [[1, first["points"][0][1]], [2, again["active"]["tokens"]]]
+        assert again["counts"] == {"checkpoint": 1, "message_appended": 2}
         await session.send_message({"role": "user", "content": "three"})
         assert (await session.prune("keep_last_1")).removed == 2
-        pruned = await _json(
-            client, "/api/session/poll", id="live", after=2, since=new["last_event"]["ts"], after_event=3
-        )
+        pruned = await _json(client, "/api/session/poll", id="live", after=2, after_event=3)
         assert pruned["reload"] is True
     await writer.close()
 
@@ -293,8 +289,6 @@ async def test_a_hundred_thousand_message_session_is_paged(big: httpx.AsyncClien
         "message number 2",
         "message number 3",
     ]
-    poll = await _json(big, "/api/session/poll", id="long-100k", after=99_999, since=time.time())
-    assert [m["seq"] for m in poll["messages"]] == [100_000] and poll["reload"] is False
 
 
 def test_the_token_chart_of_a_hundred_thousand_messages_is_downsampled() -> None:

@@ -290,7 +290,7 @@
     if (polling || !follow.checked || lastEvent === null || lastSeq === null) return;
     polling = true;
     try {
-      const p = await api("/api/session/poll", {id, after: lastSeq, since: lastEvent.ts, after_event: lastEvent.id});
+      const p = await api("/api/session/poll", {id, after: lastSeq, after_event: lastEvent.id});
       header = p.session;
       if (p.last_event) lastEvent = p.last_event;
       if (p.reload) {
