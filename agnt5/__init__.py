@@ -37,6 +37,13 @@ _LAZY = {
     "GuardrailTripped": "agnt5.errors",
     "HookError": "agnt5.errors",
     "InstructionsError": "agnt5.errors",
+    "ApprovalError": "agnt5.errors",
+    "ApprovalConflictError": "agnt5.errors",
+    "ApprovalNotPendingError": "agnt5.errors",
+    "PendingApprovalError": "agnt5.errors",
+    "Denial": "agnt5.approvals",
+    "PendingCall": "agnt5.approvals",
+    "pending_approvals": "agnt5.journal",
     "Memory": "agnt5.memory",
     "MemoryResult": "agnt5.memory",
     "memory_tools": "agnt5.memory",
@@ -48,16 +55,23 @@ if TYPE_CHECKING:
     # `X as X`: explicit re-exports, so `from agnt5 import Session` passes `mypy --strict` in user code.
     from agnt5.agent import Agent as Agent
     from agnt5.agent import AgentResult as AgentResult
+    from agnt5.approvals import Denial as Denial
+    from agnt5.approvals import PendingCall as PendingCall
     from agnt5.config import configure as configure
     from agnt5.context import ContextBudget as ContextBudget
     from agnt5.entity import Entity as Entity
+    from agnt5.errors import ApprovalConflictError as ApprovalConflictError
+    from agnt5.errors import ApprovalError as ApprovalError
+    from agnt5.errors import ApprovalNotPendingError as ApprovalNotPendingError
     from agnt5.errors import GuardrailTripped as GuardrailTripped
     from agnt5.errors import HookError as HookError
     from agnt5.errors import InstructionsError as InstructionsError
+    from agnt5.errors import PendingApprovalError as PendingApprovalError
     from agnt5.errors import UsageLimitExceeded as UsageLimitExceeded
     from agnt5.guardrails import Guardrail as Guardrail
     from agnt5.guardrails import GuardrailResult as GuardrailResult
     from agnt5.hooks import RunHooks as RunHooks
+    from agnt5.journal import pending_approvals as pending_approvals
     from agnt5.memory import Memory as Memory
     from agnt5.memory import MemoryResult as MemoryResult
     from agnt5.memory import memory_tools as memory_tools

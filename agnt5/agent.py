@@ -31,11 +31,13 @@ from agnt5.agent_events import (
     FinalResult,
     HandoffEvent,
     RunEvent,
+    RunPaused,
     TextDelta,
     ToolCallEvent,
     ToolResultEvent,
 )
 from agnt5.agent_run import Run, gather_or_cancel, input_messages, run_local_session
+from agnt5.approvals import Decision, PendingCall, check_decisions
 from agnt5.context import ContextBudget, as_context_budget, build_prompt, split_instructions
 from agnt5.errors import (
     GuardrailTripped,
@@ -51,7 +53,10 @@ from agnt5.instructions import Instructions, compile_instructions
 from agnt5.models import LanguageModel, ModelResponse, ResponseComplete, ToolCall, Usage
 from agnt5.models import TextDelta as ModelTextDelta
 from agnt5.pending_calls import unanswered_calls
+from agnt5.resume import check_decisions as check_stray_decisions
+from agnt5.resume import finish_steps
 from agnt5.run_context import DepsT, RunContext
+from agnt5.steps import FINAL_RESULT_TOOL, OnResult, run_step, step_meta
 from agnt5.store.base import NewEvent
 from agnt5.tokens import REPLY_PRIMER_TOKENS, counter_for
 from agnt5.tools import Tool, ToolResult, as_tool
@@ -61,7 +66,6 @@ from agnt5.usage import UsageLimits
 if TYPE_CHECKING:
     from agnt5.session import Session
 
-FINAL_RESULT_TOOL = "final_result"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 OutputT = TypeVar("OutputT", default=str)
@@ -87,10 +91,18 @@ class AgentResult(Generic[OutputT]):
     usage: Usage = field(default_factory=Usage)
     turns: int = 0
     run_id: str = ""
+    pending: list[PendingCall] = field(default_factory=list)
+    session: Session | None = None
 
     @property
     def cost(self) -> float | None:
         return self.usage.cost
+
+    @property
+    def paused(self) -> bool:
+        """True when the run stopped for approval: `pending` lists the calls waiting (then
+        `output` is None); resume with `agent.run(None, session=result.session, approvals=...)`."""
+        return bool(self.pending)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -227,14 +239,21 @@ class Agent(Generic[DepsT, OutputT]):
         deps: DepsT = None,  # type: ignore[assignment]
         usage_limits: UsageLimits | None = None,
         hooks: RunHooks[DepsT] | None = None,
+        approvals: Mapping[str, Decision] | None = None,
+        approved_by: str | None = None,
     ) -> AgentResult[OutputT]:
         """Run until a final answer. The conversation is `session`, else the agent's own session,
         else a fresh in-memory one for this run alone. Raises MaxTurnsExceeded after `max_turns`
-        model calls and UsageLimitExceeded past `usage_limits` (both carry `.partial`)."""
+        model calls and UsageLimitExceeded past `usage_limits` (both carry `.partial`).
+
+        A call of a tool that requires approval pauses the run: the result's `pending` lists the
+        waiting calls. `approvals={call_id: True | False | Denial(reason)}` (with `approved_by=`,
+        recorded in the audit trail) resumes them; `input=None` then continues the conversation.
+        A run also first finishes any tool step a stopped run left on the session (`agnt5.resume`)."""
         result: AgentResult[OutputT] | None = None
-        events = self._events(input, False, session, deps, usage_limits, hooks)
+        events = self._events(input, False, session, deps, usage_limits, hooks, approvals, approved_by)
         async for event in tracing.agent_run(self.name, overrides.model_for(self), events):
-            if isinstance(event, FinalResult):
+            if isinstance(event, (FinalResult, RunPaused)):
                 result = event.result
         assert result is not None
         return result
@@ -247,9 +266,12 @@ class Agent(Generic[DepsT, OutputT]):
         deps: DepsT = None,  # type: ignore[assignment]
         usage_limits: UsageLimits | None = None,
         hooks: RunHooks[DepsT] | None = None,
+        approvals: Mapping[str, Decision] | None = None,
+        approved_by: str | None = None,
     ) -> AsyncIterator[RunEvent]:
-        """Run with streaming: yields text deltas, tool calls, tool results, handoffs, then FinalResult."""
-        events = self._events(input, True, session, deps, usage_limits, hooks)
+        """Run with streaming: yields text deltas, tool calls, tool results, handoffs, then
+        FinalResult — or RunPaused when calls wait for approval."""
+        events = self._events(input, True, session, deps, usage_limits, hooks, approvals, approved_by)
         return tracing.agent_run(self.name, overrides.model_for(self), events)
 
     def run_sync(
@@ -260,10 +282,20 @@ class Agent(Generic[DepsT, OutputT]):
         deps: DepsT = None,  # type: ignore[assignment]
         usage_limits: UsageLimits | None = None,
         hooks: RunHooks[DepsT] | None = None,
+        approvals: Mapping[str, Decision] | None = None,
+        approved_by: str | None = None,
     ) -> AgentResult[OutputT]:
         """`run` for scripts. Inside a running event loop (Jupyter) the run goes to a worker thread
         with its own loop and this call blocks until it ends; prefer `await agent.run(...)` there."""
-        run = self.run(input, session=session, deps=deps, usage_limits=usage_limits, hooks=hooks)
+        run = self.run(
+            input,
+            session=session,
+            deps=deps,
+            usage_limits=usage_limits,
+            hooks=hooks,
+            approvals=approvals,
+            approved_by=approved_by,
+        )
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -289,8 +321,13 @@ class Agent(Generic[DepsT, OutputT]):
         deps: Any,
         limits: UsageLimits | None,
         hooks: RunHooks[Any] | None,
+        approvals: Mapping[str, Decision] | None = None,
+        approved_by: str | None = None,
     ) -> AsyncIterator[RunEvent]:
         inputs = input_messages(input)
+        decisions = check_decisions(approvals)
+        if approved_by is not None and not isinstance(approved_by, str):
+            raise InvalidTypeError(f"approved_by must be a string, got {type(approved_by).__name__}")
         if hooks is not None and not isinstance(hooks, RunHooks):
             raise InvalidTypeError(f"hooks must be a RunHooks instance, got {hooks!r}")
         if limits is not None and not isinstance(limits, UsageLimits):
@@ -323,18 +360,33 @@ class Agent(Generic[DepsT, OutputT]):
                 run.rendered = await self._instructions.render(ctx)
             # A run-local session starts empty. An application's is read with the input stored after
             # it (one store call), unless it ends with calls never answered: those are run first.
-            history, opened = await run.open(items, events) if run.durable else ([], False)
-            pending = self._resumable(unanswered_calls(history)) if history and not opened else []
-            answers = await self._run_tools(run, pending, {}, self.tools) if pending else []
-            if not opened:
-                if pending and self._instructions.static is None:  # what the tools changed shows
+            history, opened = (
+                await run.open(items, events, hold=bool(decisions)) if run.durable else ([], False)
+            )
+            if run.steps or decisions:  # tool steps a paused or stopped run left: finished first
+                check_stray_decisions(decisions, run.steps, history, bool(inputs), conversation.id)
+                resumed = await finish_steps(self, run, decisions, approved_by, sources)
+                for event in resumed.events:
+                    yield event
+                agent = resumed.agent
+                if resumed.final is not None:
+                    run.output, run.done = resumed.final, True
+                history = await run.read()
+            dangling = unanswered_calls(history) if history and not opened and not run.pending else []
+            own = await self._tools_for(run, sources) if dangling and not run.done else []
+            pending = self._resumable(dangling, own)
+            answers = await self._run_tools(run, pending, {}, own) if pending else []
+            if not opened and not run.pending:
+                if (
+                    pending or run.steps
+                ) and self._instructions.static is None:  # what the tools changed shows
                     run.rendered = await self._instructions.render(ctx)
                 done = [_tool_message(c, a, self.name) for c, (a, _) in zip(pending, answers, strict=True)]
                 events += _tool_events(run, self, pending, answers, None)
                 history += run.append_soon(done + items, events)  # stored during the first request
             for call, (answer, _) in zip(pending, answers, strict=True):
                 yield ToolResultEvent(self.name, call.id, call.name, answer.content, answer.is_error)
-            while True:
+            while not run.done and not run.pending:
                 turns = agent._turns(run, stream, history, sources)
                 if agent is not self:  # a handoff target's turns: a child invoke_agent span
                     turns = tracing.agent_run(
@@ -342,7 +394,7 @@ class Agent(Generic[DepsT, OutputT]):
                     )
                 async for event in turns:
                     yield event
-                if run.done:
+                if run.done or run.pending:
                     break
                 target = run.handoff_to
                 assert target is not None
@@ -352,13 +404,18 @@ class Agent(Generic[DepsT, OutputT]):
                 came_from, agent = agent.name, target
                 ctx.agent_name = agent.name
                 history = await run.read()
+            if run.pending:
+                yield RunPaused(await self._pause(run, agent, events if not opened else [], hooks))
+                return
             tripped = await first_tripped(agent.output_guardrails, ctx, run.output, "output")
             if tripped is not None:
                 raise tripped
             # The final answer and the run's end are stored in one transaction.
             await run.append(run.final, [_finished(run, agent)])
             run.started = False  # finished: a failing on_run_end hook is not a failed run
-            result = AgentResult(run.output, agent.name, run.messages, run.usage, run.turns, run.run_id)
+            result = AgentResult(
+                run.output, agent.name, run.messages, run.usage, run.turns, run.run_id, session=conversation
+            )
             await HookChain.of(agent.hooks, hooks).run_end(ctx, agent, result)
             yield FinalResult(result)
         except BaseException as exc:
@@ -371,6 +428,7 @@ class Agent(Generic[DepsT, OutputT]):
             conversation.clear_temp()
             with contextlib.suppress(Exception):
                 await run.settle()  # a step still being stored (its error, if any, was raised above)
+            run.release()
             with contextlib.suppress(Exception):
                 await sources.aclose()  # the tool sources this run opened (MCP servers) close
 
@@ -436,16 +494,22 @@ class Agent(Generic[DepsT, OutputT]):
                 calls = response.tool_calls
                 for call in calls:
                     yield ToolCallEvent(self.name, call.id, call.name, call.arguments)
-                results = await self._run_tools(run, calls, handoffs, tools)
+                outcome = await run_step(self, run, assistant, calls, handoffs, tools)
+                for call, (result, _) in outcome.ran():
+                    yield ToolResultEvent(self.name, call.id, call.name, result.content, result.is_error)
+                if outcome.waiting:
+                    assert outcome.step is not None
+                    run.pending = outcome.step.pending(run.session.id)
+                    return
+                results = [r for r in outcome.results if r is not None]
                 target = next((handoffs[c.name] for c in calls if c.name in handoffs), None)
                 final = self._final_from_tool(calls, results)
-                items = [(assistant, meta)] + [
+                items = [(assistant, step_meta(self.name, outcome.step))] + [
                     _tool_message(call, result, self.name)
                     for call, (result, _) in zip(calls, results, strict=True)
                 ]
-                history += run.append_soon(items, _tool_events(run, self, calls, results, target))
-                for call, (result, _) in zip(calls, results, strict=True):
-                    yield ToolResultEvent(self.name, call.id, call.name, result.content, result.is_error)
+                finish = outcome.step.id if outcome.step is not None else None
+                history += run.append_soon(items, _tool_events(run, self, calls, results, target), finish)
                 if final is not None:
                     run.output, run.done = final, True
                     return
@@ -496,10 +560,11 @@ class Agent(Generic[DepsT, OutputT]):
             taken[FINAL_RESULT_TOOL] = f"agent {self.name!r} (its output tool)"
         return taken
 
-    def _resumable(self, calls: Sequence[Mapping[str, Any]]) -> list[ToolCall]:
-        """Unanswered stored calls this agent can run itself (all name its tools), else none:
-        those are then left out of the prompt (`agnt5.pending_calls`)."""
-        tools = {t.name for t in self.tools}
+    def _resumable(self, calls: Sequence[Mapping[str, Any]], available: Sequence[Tool]) -> list[ToolCall]:
+        """Unanswered stored calls this agent can run itself (all name its tools, none of which
+        requires approval: a history written elsewhere decided nothing), else none: those are
+        then left out of the prompt (`agnt5.pending_calls`)."""
+        tools = {t.name for t in available if getattr(t, "requires_approval", False) is False}
         parsed = [
             ToolCall(
                 str(c.get("id")), str(c["function"].get("name")), str(c["function"].get("arguments") or "{}")
@@ -514,15 +579,72 @@ class Agent(Generic[DepsT, OutputT]):
         calls: Sequence[ToolCall],
         handoffs: Mapping[str, Agent[Any, Any]],
         available: Sequence[Tool],
+        on_result: OnResult | None = None,
     ) -> list[tuple[ToolResult, float]]:
-        """Run one step's tool calls concurrently (after the tool-call limit is checked)."""
+        """Run one step's tool calls concurrently (after the tool-call limit is checked), awaiting
+        `on_result` after each (it journals the result)."""
         tools = {t.name: t for t in available}
         count = sum(c.name in tools for c in calls)
         if run.limits is not None:
             run.limits.check_tool_calls(run.tool_calls, count)
         run.tool_calls += count
         chain = HookChain.of(self.hooks, run.hooks)
-        return await gather_or_cancel(self._call_tool(c, tools, handoffs, run.ctx, chain) for c in calls)
+
+        async def call(c: ToolCall) -> tuple[ToolResult, float]:
+            ran = await self._call_tool(c, tools, handoffs, run.ctx, chain)
+            if on_result is not None:
+                await on_result(c, *ran)
+            return ran
+
+        return await gather_or_cancel(call(c) for c in calls)
+
+    async def _tools_for(self, run: Run, sources: RunSources) -> list[Tool]:
+        """This agent's tools with those its tool sources list now (opened for the run)."""
+        if not self.tool_sources:
+            return list(self.tools)
+        await sources.enter(self.tool_sources)
+        return [*self.tools, *await list_all(self.tool_sources, run.ctx, self._taken_names())]
+
+    def _step_events(
+        self,
+        run: Run,
+        calls: Sequence[ToolCall],
+        results: Sequence[tuple[ToolResult, float]],
+        target: Agent[Any, Any] | None,
+    ) -> list[NewEvent]:
+        return _tool_events(run, self, calls, results, target)
+
+    async def _pause(
+        self, run: Run, agent: Agent[Any, Any], unstored: list[NewEvent], hooks: RunHooks[Any] | None
+    ) -> AgentResult[Any]:
+        """End a run that waits for approval: audit what was asked, and the result listing it."""
+        events = list(unstored)
+        for call in run.pending:
+            if call.run_id == run.run_id:  # asked in this run (a resumed one may still wait)
+                events.append(
+                    run.event(
+                        "approval_requested",
+                        agent=call.agent,
+                        call_id=call.call_id,
+                        name=call.tool,
+                        arguments=call.arguments,
+                    )
+                )
+        events.append(
+            run.event(
+                "agent_run_paused",
+                agent=agent.name,
+                turns=run.turns,
+                pending=[p.call_id for p in run.pending],
+            )
+        )
+        await run.audit(events)
+        run.started = False
+        result: AgentResult[Any] = AgentResult(
+            None, agent.name, run.messages, run.usage, run.turns, run.run_id, list(run.pending), run.session
+        )
+        await HookChain.of(agent.hooks, hooks).run_end(run.ctx, agent, result)
+        return result
 
     @tracing.traced_tool_call
     async def _call_tool(

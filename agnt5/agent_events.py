@@ -53,4 +53,12 @@ class FinalResult:
     result: AgentResult[Any]
 
 
-RunEvent = TextDelta | ToolCallEvent | ToolResultEvent | HandoffEvent | FinalResult
+@dataclass(frozen=True, slots=True)
+class RunPaused:
+    """The last event of a run that stopped for approval: `result.pending` lists the calls waiting
+    for a decision (resume with `agent.run(None, session=..., approvals={...})`)."""
+
+    result: AgentResult[Any]
+
+
+RunEvent = TextDelta | ToolCallEvent | ToolResultEvent | HandoffEvent | FinalResult | RunPaused

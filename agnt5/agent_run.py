@@ -14,8 +14,11 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agnt5 import journal as journals
 from agnt5 import tracing
+from agnt5.approvals import PendingCall
 from agnt5.errors import InvalidTypeError
+from agnt5.journal import Journal, Step
 from agnt5.messages import validate_message
 from agnt5.pending_calls import unanswered_calls
 from agnt5.run_context import RunContext
@@ -63,6 +66,24 @@ class Run:
     final: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = field(default_factory=list)
 
     writing: asyncio.Future[None] | None = None  # the step being stored while the model works
+    journal: Journal = field(init=False)  # the session's tool steps in flight (agnt5.journal)
+    steps: list[Step] = field(default_factory=list)  # steps found unfinished when the run started
+    pending: list[PendingCall] = field(default_factory=list)  # calls waiting: the run paused
+    own_steps: list[str] = field(default_factory=list)  # steps this run is executing
+
+    def __post_init__(self) -> None:
+        # A run-local session is new: its journal is known to be empty without asking the store.
+        self.journal = Journal(self.session, version=None if self.durable else 0)
+
+    def live(self, step_id: str) -> None:
+        """Mark a step as executed by this run (other runs of the process leave it alone)."""
+        journals.LIVE.add(step_id)
+        self.own_steps.append(step_id)
+
+    def release(self) -> None:
+        for step_id in self.own_steps:
+            journals.LIVE.discard(step_id)
+        self.own_steps.clear()
 
     def event(self, type: str, **data: Any) -> NewEvent:
         """An audit event of this run, carrying the trace and span ids it happened under (if traced)."""
@@ -81,13 +102,29 @@ class Run:
         self,
         items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
         events: Sequence[NewEvent],
+        hold: bool = False,
     ) -> tuple[list[dict[str, Any]], bool]:
         """Start on an application's session: its history, with the run's input and start
         events stored after it in the same store call (one transaction: one trip to the database
-        thread, where a read and an append take two). Returns (history with the input, True) —
-        or (history, False) with nothing stored when it ends with tool calls never answered,
-        which the run deals with before storing its input (then through `append_soon`)."""
-        history, stored = await asyncio.shield(self.session._read_and_append(items, events, _nothing_pending))
+        thread, where a read and an append take two), the journal read with it. Returns (history
+        with the input, True) — or (history, False) with nothing stored when it ends with tool
+        calls never answered or the journal holds an unfinished step (`self.steps`), which the
+        run deals with before storing its input (then through `append_soon`); with `hold`
+        (approvals to check first) nothing is stored either."""
+        unfinished: list[Step] = []
+
+        def accept(history: Sequence[Mapping[str, Any]], found: tuple[Any, int] | None) -> bool:
+            steps = journals.decode(None if found is None else found[0])
+            unfinished[:] = [s for s in journals.unfinished(steps, history) if s.id not in journals.LIVE]
+            return not hold and not unfinished and not unanswered_calls(history)
+
+        key = (journals.NAMESPACE, self.session.id)
+        history, stored, found = await asyncio.shield(
+            self.session._read_and_append(items, events, accept, key)
+        )
+        self.journal.steps = {s.id: s for s in journals.decode(None if found is None else found[0])}
+        self.journal.version = 0 if found is None else found[1]
+        self.steps = unfinished
         if stored is None:
             return list(history), False
         self.messages.extend(stored)
@@ -97,14 +134,16 @@ class Run:
         self,
         items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
         events: Sequence[NewEvent] = (),
+        finish: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Start storing a step (messages and audit events, one transaction) and return its
-        messages, validated, for the next prompt. The write overlaps the next model request and
-        is awaited as soon as the response arrives (`settle`), before anything else happens;
-        invalid messages raise here, before any request is sent."""
+        """Start storing a step (messages and audit events, one transaction; then its journal
+        entry `finish` is removed) and return its messages, validated, for the next prompt. The
+        write overlaps the next model request and is awaited as soon as the response arrives
+        (`settle`), before anything else happens; invalid messages raise here, before any request
+        is sent."""
         validated = [validate_message(message) for message, _ in items]
         if items or (events and self.durable):
-            self.writing = asyncio.ensure_future(self._write(self.writing, items, events))
+            self.writing = asyncio.ensure_future(self._write(self.writing, items, events, finish))
         return validated
 
     async def _write(
@@ -112,10 +151,13 @@ class Run:
         before: asyncio.Future[None] | None,
         items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
         events: Sequence[NewEvent],
+        finish: str | None,
     ) -> None:
         if before is not None:
             await before
         self.messages.extend(await self.session._append(items, events if self.durable else ()))
+        if finish is not None:
+            await self.journal.finish(finish)
 
     async def settle(self) -> None:
         """Wait for the step being stored (shielded: a cancelled run still stores it whole)."""
@@ -144,10 +186,6 @@ class Run:
             await self.settle()
         if self.durable and events:
             await asyncio.shield(self.session._append([], events))
-
-
-def _nothing_pending(history: Sequence[Mapping[str, Any]]) -> bool:
-    return not unanswered_calls(history)
 
 
 async def gather_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:

@@ -7,8 +7,12 @@ out so that what changes sits at the end:
 1. the tools (their schemas change only when the tools do);
 2. a system message with the instructions up to their first part rendered per request (a
    `{key}` template or a callable) — the static part;
-3. the session's history from the stored *cut* on (system messages such as summaries stay in
-   place);
+3. the session's history from the stored *cut* on. A `summarize_old` summary stands where the
+   strategy put it — ahead of the turns it did not replace, so right after (2) — as a system
+   message for OpenAI, and for providers that hoist system messages (Anthropic, Gemini) as a
+   user message opened by `SUMMARY_NOTE` (litellm merges it with the user turn that follows):
+   hoisted, it would join the system prompt, which then changed with every new summary. Other
+   system messages of the history stay system messages, in place;
 4. the instructions from that first dynamic part on, rendered for this request: a system message
    (OpenAI), or a user message for providers that hoist every system message into one system
    prompt ahead of the history (Anthropic, Gemini).
@@ -19,9 +23,13 @@ the history is cut at a block boundary (`agnt5.blocks`) so that the prompt falls
 requests share their prefix — until the budget is reached again. Cutting is non-destructive (the
 history stays); the cut (the id of the first message sent) is kept in the session's state under
 `CUT_KEY`, per agent, so every run and process on the session sends the same prefix. A session
-whose retention names a `prune_strategy` is pruned down to the low-water mark in the same big
-steps. Without a context budget an agent behaves as before: the window-based budget
-(`agnt5.agent._budget`) with the newest blocks that fit sent on every request.
+whose retention names a `prune_strategy` is pruned down to the low-water mark (or below, by the
+strategy's own limits such as summarize_old's `keep_recent`) in the same big steps, whichever
+strategy it is. A prune changes the prompt from the end of (2) on: the tools and the static
+instructions stay byte-identical (and cached); what follows is new either way, since the turns
+kept used to follow the messages removed. Without a context budget an agent behaves as before:
+the window-based budget (`agnt5.agent._budget`) with the newest blocks that fit sent on every
+request.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agnt5.blocks import Block, _newest_fitting, fit_to_budget, group_blocks
+from agnt5.blocks import Block, _newest_fitting, fit_to_budget, group_blocks, is_summary
 from agnt5.errors import InvalidInputError, InvalidTypeError, TokenBudgetError
 from agnt5.instructions import CompiledInstructions
 from agnt5.messages import to_provider_messages
@@ -46,6 +54,10 @@ if TYPE_CHECKING:
 CUT_KEY = "agnt5_context_cut"
 """Session-scope state key holding `{agent name: id of the first history message sent}`."""
 DEFAULT_LOW_WATER = 0.65
+
+SUMMARY_NOTE = "(From the application, not the user: older messages were replaced by this summary.)\n"
+"""Opens a summary sent as a user message (providers that hoist system messages), so the model
+does not take it for something the user wrote."""
 
 CountFn = Callable[[Mapping[str, Any]], int]
 
@@ -244,6 +256,8 @@ async def cache_aware_prompt(
     limit = min(budget.tokens, cap)
     low = int(limit * budget.low_water)
     cut = _stored_cut(run, agent)
+    if model.profile.hoists_system:
+        count = _counting_summaries_as_sent(count)
     window = stable_window(history, fixed, limit, low, cut, count)
     if window.cut is not None and run.durable and low > fixed:
         from agnt5.pruning import prune_to_fit
@@ -264,9 +278,34 @@ async def cache_aware_prompt(
         window = stable_window(history, fixed, limit, low, None, count)
     if window.cut:
         _store_cut(run, agent, window.cut)
-    messages = without_unanswered_calls([*head, *window.messages])
+    sent = summaries_in_place(window.messages) if model.profile.hoists_system else window.messages
+    messages = without_unanswered_calls([*head, *sent])
     hint = CacheHint(run.session.id, tail=len(tail))
     return to_provider_messages([*messages, *tail]), history, hint
+
+
+def summary_as_user(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A `summarize_old` summary as a user message opened by `SUMMARY_NOTE` (its id kept)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        body: Any = [{"type": "text", "text": SUMMARY_NOTE}, *content]
+    else:
+        body = SUMMARY_NOTE + str(content or "")
+    return {**message, "role": "user", "content": body}
+
+
+def summaries_in_place(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """`messages` with each summary sent as a user message where it stands, for providers that
+    hoist system messages: hoisted, a new summary would change the system prompt (see the module
+    doc). Consecutive user messages are merged by litellm (Anthropic, Gemini)."""
+    return [summary_as_user(m) if is_summary(m) else m for m in messages]
+
+
+def _counting_summaries_as_sent(count: CountFn) -> CountFn:
+    def counted(message: Mapping[str, Any]) -> int:
+        return count(summary_as_user(message)) if is_summary(message) else count(message)
+
+    return counted
 
 
 __all__ = [

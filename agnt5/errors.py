@@ -280,6 +280,37 @@ class ToolDefinitionError(AgentError, InvalidTypeError):
     """A function cannot be used as a tool (unsupported signature or annotation)."""
 
 
+# --- approvals and resumed runs (agnt5.approvals, agnt5.journal) ---------------------------------
+
+
+class ApprovalError(AgentError):
+    """Base class of errors about tool calls waiting for approval and resumed runs."""
+
+
+class ApprovalNotPendingError(ApprovalError, InvalidInputError):
+    """`approvals=` names calls that are not waiting for a decision (unknown, or already decided)."""
+
+    def __init__(self, message: str, *, call_ids: list[str]) -> None:
+        self.call_ids = call_ids
+        super().__init__(message, field="approvals")
+
+
+class ApprovalConflictError(ApprovalError):
+    """Another resume of the same session decided or ran these calls first; nothing was executed here."""
+
+    def __init__(self, message: str, *, call_ids: list[str]) -> None:
+        self.call_ids = call_ids
+        super().__init__(message)
+
+
+class PendingApprovalError(ApprovalError):
+    """The session has tool calls waiting for a decision: resume with `approvals=` before new input."""
+
+    def __init__(self, message: str, *, pending: list[Any]) -> None:
+        self.pending = pending
+        super().__init__(message)
+
+
 # --- MCP servers (agnt5.mcp) ---------------------------------------------------------------------
 
 

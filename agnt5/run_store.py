@@ -50,6 +50,7 @@ class RunStore:
         self._events: list[tuple[int, str, float, dict[str, Any]]] = []  # (id, type, time, data)
         self._event_id = 0
         self._state: dict[tuple[str, str], dict[str, Any]] = {}
+        self._kv: dict[tuple[str, str], tuple[Any, int]] = {}
 
     def __repr__(self) -> str:
         return f"RunStore({len(self._messages)} messages)"
@@ -224,20 +225,26 @@ class RunStore:
     async def apply_prune(self, session_id: str, prune: PruneWrite) -> AppliedPrune:
         self._unavailable("pruning")
 
+    # Key/values: a run-local session's journal of tool steps (a paused run resumes from it).
     async def kv_get(self, namespace: str, key: str) -> tuple[Any, int] | None:
-        self._unavailable("Entity")
+        return self._kv.get((namespace, key))
 
     async def kv_set(self, namespace: str, key: str, value: Any) -> None:
-        self._unavailable("Entity")
+        found = self._kv.get((namespace, key))
+        self._kv[(namespace, key)] = (value, 1 if found is None else found[1] + 1)
 
     async def kv_compare_and_set(self, namespace: str, key: str, value: Any, expected_version: int) -> bool:
-        self._unavailable("Entity")
+        found = self._kv.get((namespace, key))
+        if (0 if found is None else found[1]) != expected_version:
+            return False
+        self._kv[(namespace, key)] = (value, expected_version + 1)
+        return True
 
     async def kv_delete(self, namespace: str, key: str) -> bool:
-        self._unavailable("Entity")
+        return self._kv.pop((namespace, key), None) is not None
 
     async def kv_keys(self, namespace: str) -> list[str]:
-        self._unavailable("Entity")
+        return sorted(k for ns, k in self._kv if ns == namespace)
 
     async def memory_version(self, namespace: str) -> int:
         self._unavailable("Memory")

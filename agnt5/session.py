@@ -297,6 +297,10 @@ class Session:
         header = await self._ensure()
         if header.retention.get("immutable"):
             raise ImmutableSessionError(f"session {self.id!r} is immutable and cannot be deleted")
+        from agnt5.journal import NAMESPACE
+
+        # Its journal of tool steps first: a session made again under this id starts with none.
+        await asyncio.shield(self.store.kv_delete(NAMESPACE, self.id))
         await asyncio.shield(self.store.delete_session(self.id))
         self._header = None
         self._cache = {}
@@ -372,39 +376,46 @@ class Session:
         self,
         items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
         events: Sequence[NewEvent],
-        accept: Callable[[builtins.list[Message]], bool],
-    ) -> tuple[builtins.list[Message], builtins.list[Message] | None]:
-        """The history, and `items` and `events` appended after it — unless `accept(history)` is
-        false: then nothing is appended and None comes back in their place.
+        accept: Callable[[builtins.list[Message], tuple[Any, int] | None], bool],
+        kv: tuple[str, str] | None = None,
+    ) -> tuple[builtins.list[Message], builtins.list[Message] | None, tuple[Any, int] | None]:
+        """The history, and `items` and `events` appended after it — unless `accept(history,
+        found)` is false: then nothing is appended and None comes back in their place. `found` is
+        the (value, version) of the key/value `kv` names (namespace, key), read with the history.
 
         An agent run starts this way. On a store with `read_and_append` (SQLite) it is one call,
         one transaction, where a read and then an append take two trips to the database thread;
-        `accept` then runs on that thread, and must only look at the history.
+        `accept` then runs on that thread, and must only look at its arguments.
         """
         combined = getattr(self.store, "read_and_append", None)
         if combined is None or self._pending or not items:
-            history = await self.history()
-            if not accept(history):
-                return history, None
-            return history, await self._append(items, events)
+            if kv is None:
+                history, found = await self.history(), None
+            else:
+                history, found = await asyncio.gather(self.history(), self.store.kv_get(*kv))
+            if not accept(history, found):
+                return history, None, found
+            return history, await self._append(items, events), found
         new = await self._new_messages(items)
         known = self._header
+        seen: builtins.list[tuple[Any, int] | None] = [None]
 
         def plan(
-            stored: SessionHeader | None, history: builtins.list[Message]
+            stored: SessionHeader | None, history: builtins.list[Message], found: tuple[Any, int] | None
         ) -> tuple[SessionHeader, bool, bool]:
             """On the database thread: the header to append under (conflicts raise here), whether
             the arguments given change the stored one, and whether to append."""
+            seen[0] = found
             if known is not None:
-                return known, False, accept(history)
+                return known, False, accept(history, found)
             header = self._merge(stored)
-            return header, self._header_changed(stored, header), accept(history)
+            return header, self._header_changed(stored, header), accept(history, found)
 
-        header, history, out = await combined(self.id, plan, new, events)
+        header, history, out = await combined(self.id, plan, new, events, kv=kv)
         self._header = header
         if out is not None:
             await self._appended(header, out)
-        return history, out
+        return history, out, seen[0]
 
     @tracing.traced_session("history")
     async def history(
@@ -692,7 +703,13 @@ async def purge_expired(*, store: Store | None = None, now: datetime | None = No
     elif now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     moment = now.timestamp()
-    return await (store or default_store()).purge_expired(moment)
+    store = store or default_store()
+    deleted = await store.purge_expired(moment)
+    if deleted:
+        from agnt5.journal import NAMESPACE
+
+        await asyncio.gather(*(store.kv_delete(NAMESPACE, sid) for sid in deleted))
+    return deleted
 
 
 _LONG_TEXT = 256 * 1024

@@ -31,6 +31,9 @@ P = ParamSpec("P", default=...)
 R = TypeVar("R", default=Any)
 """A tool function's return type."""
 
+ApprovalRule = bool | Callable[[RunContext[Any], dict[str, Any]], Any]
+"""`requires_approval`: True/False, or `(ctx, args) -> bool` (sync or async) deciding per call."""
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SECTION_RE = re.compile(
     r"^(Args|Arguments|Parameters|Params|Returns?|Yields?|Raises|Examples?|Notes?|Attributes|See Also|"
@@ -175,7 +178,12 @@ class Tool(Generic[P, R]):
         args_model: type[pydantic.BaseModel],
         context_param: str | None = None,
         positional: tuple[str, ...] = (),
+        requires_approval: ApprovalRule = False,
+        idempotent: bool = False,
     ) -> None:
+        _check_flags(name, requires_approval, idempotent)
+        self.requires_approval = requires_approval
+        self.idempotent = idempotent
         self.function: Callable[..., Any] = function
         self.name = name
         self.description = description
@@ -192,8 +200,14 @@ class Tool(Generic[P, R]):
         *,
         name: str | None = None,
         description: str | None = None,
+        requires_approval: ApprovalRule = False,
+        idempotent: bool = False,
     ) -> Tool[P, R]:
-        """Build a Tool from a sync or async function's signature, type hints and docstring."""
+        """Build a Tool from a sync or async function's signature, type hints and docstring.
+
+        `requires_approval` makes a call wait for a person's decision (`agnt5.approvals`);
+        `idempotent` says a call may run again safely, so a run resumed after a crash re-runs it
+        when its result was never stored (otherwise the model is told it was interrupted)."""
         if isinstance(function, Tool):
             return function
         if not callable(function):
@@ -274,6 +288,8 @@ class Tool(Generic[P, R]):
             args_model=args_model,
             context_param=context_param,
             positional=tuple(positional),
+            requires_approval=requires_approval,
+            idempotent=idempotent,
         )
 
     def __repr__(self) -> str:
@@ -362,7 +378,11 @@ def tool(function: Callable[P, R], /) -> Tool[P, R]: ...
 
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    requires_approval: ApprovalRule = False,
+    idempotent: bool = False,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
@@ -372,8 +392,11 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
+    requires_approval: ApprovalRule = False,
+    idempotent: bool = False,
 ) -> Tool[..., Any] | Callable[[Callable[..., Any]], Tool[..., Any]]:
-    """Make a function a Tool: `@tool` or `@tool(name="...", description="...")`.
+    """Make a function a Tool: `@tool` or `@tool(name=..., description=..., requires_approval=...,
+    idempotent=...)` (see `Tool.from_function`).
 
     The Tool keeps the function's signature for type checkers: `add(1, 2)` on a `@tool` function is
     checked like the function itself.
@@ -382,9 +405,25 @@ def tool(
         return Tool.from_function(function, name=name, description=description)
 
     def decorate(func: Callable[..., Any]) -> Tool[..., Any]:
-        return Tool.from_function(func, name=name, description=description)
+        return Tool.from_function(
+            func,
+            name=name,
+            description=description,
+            requires_approval=requires_approval,
+            idempotent=idempotent,
+        )
 
     return decorate
+
+
+def _check_flags(name: str, requires_approval: Any, idempotent: Any) -> None:
+    if not isinstance(requires_approval, bool) and not callable(requires_approval):
+        raise ToolDefinitionError(
+            f"tool {name!r}: requires_approval must be True, False or a function (ctx, args) -> bool, "
+            f"got {requires_approval!r}"
+        )
+    if not isinstance(idempotent, bool):
+        raise ToolDefinitionError(f"tool {name!r}: idempotent must be True or False, got {idempotent!r}")
 
 
 _built: weakref.WeakKeyDictionary[Callable[..., Any], Tool] = weakref.WeakKeyDictionary()

@@ -291,7 +291,7 @@ async def _traced_run(
     events: AsyncIterator[T],
     handoff_from: str | None,
 ) -> AsyncIterator[T]:
-    from agnt5.agent_events import FinalResult
+    from agnt5.agent_events import FinalResult, RunPaused
 
     bound = _otel.api()
     attach, detach = bound.attach, bound.detach
@@ -318,7 +318,7 @@ async def _traced_run(
                 break
             finally:
                 detach(token)
-            if isinstance(event, FinalResult):
+            if isinstance(event, (FinalResult, RunPaused)):
                 usage = event.result.usage
                 span.set_attributes(
                     {

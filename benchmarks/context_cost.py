@@ -10,6 +10,13 @@ included) and to end with the newest user turn whole (or its tool results).
 (c) agnt5 cache-aware: `Agent(context_budget=8000)` (stable cuts down to 65%, kept until the
     budget is reached again).
 
+A second table runs (c) on claude-sonnet-4-5 (Anthropic wire format) with a session whose
+retention names `prune_strategy="summarize_old"`, measured on the Anthropic request bodies with
+the `cache_control` breakpoints agnt5 actually set, twice: with the summary laid out as before
+(a system message, which litellm hoists into Anthropic's `system` after the instructions — the
+old layout, restored in this benchmark only by replacing `agnt5.context.summaries_in_place`) and
+as agnt5 sends it now (a user message at its place in the history, after the instructions).
+
 The model is scripted behind respx (OpenAI wire format, offline, deterministic): two turns in
 three call a tool first. Every request body agnt5 actually sent is measured. A request is a
 token sequence (tool schemas, then each message, tiktoken o200k); its input tokens are that
@@ -41,18 +48,22 @@ from typing import Any
 
 os.environ.setdefault("AGNT5_DISABLE_NETWORK", "1")
 os.environ.setdefault("OPENAI_API_KEY", "sk-bench-not-a-real-key")
+os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-bench-not-a-real-key")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import httpx
 import respx
 
-from agnt5 import Agent, LanguageModel, Session, tool
+import agnt5.context
+from agnt5 import Agent, LanguageModel, Session, _litellm, tool
 from agnt5.blocks import fit_to_budget
 from agnt5.store.sqlite import SqliteStore
 from agnt5.tokens import REPLY_PRIMER_TOKENS, counter_for
 
 MODEL = "gpt-4o-mini"
 OPENAI_URL = "https://api.openai.com/v1/chat/completions"
+CLAUDE = "anthropic/claude-sonnet-4-5"
+ANTHROPIC_URL = "https://api.anthropic.com/v1/messages"
 TURNS = 300
 BUDGET = 8000
 SEED = 16
@@ -125,6 +136,49 @@ def scripted(request: httpx.Request) -> httpx.Response:
     )
 
 
+def _anthropic_turn(messages: list[dict[str, Any]]) -> int:
+    for m in reversed(messages):
+        for block in m["content"] if m["role"] == "user" else ():
+            if block.get("type") == "text" and block["text"].startswith("[turn "):
+                return int(block["text"].split("]")[0][6:])
+    raise AssertionError("no user turn in the request")
+
+
+def scripted_claude(request: httpx.Request) -> httpx.Response:
+    """The same model in Anthropic's wire format; summarize_old's summariser gets a summary of
+    ~250 words (the same for both layouts: it depends only on the history summarised)."""
+    body = json.loads(request.content)
+    messages = body["messages"]
+    system = json.dumps(body.get("system", ""))
+    content: list[dict[str, Any]]
+    if "running summary" in system or "Summarise this part" in system:
+        rng = random.Random(len(messages[-1]["content"][0]["text"]))
+        content, stop, turn = [{"type": "text", "text": _text(rng, 220, 260)}], "end_turn", 0
+    else:
+        turn = _anthropic_turn(messages)
+        last = messages[-1]["content"]
+        answered = any(b.get("type") == "tool_result" for b in last)
+        if not answered and is_tool_turn(turn):
+            call = {"type": "tool_use", "id": f"toolu_{turn:04d}", "name": "lookup_order"}
+            content, stop = [{**call, "input": {"order_id": f"A-{turn}"}}], "tool_use"
+        else:
+            rng = random.Random(SEED * 3000 + turn)
+            content, stop = [{"type": "text", "text": _text(rng, 40, 160)}], "end_turn"
+    return httpx.Response(
+        200,
+        json={
+            "id": f"msg_{turn:04d}_{len(messages)}",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 100, "output_tokens": 20},
+        },
+    )
+
+
 # --- the three ways ------------------------------------------------------------------------------
 
 
@@ -167,6 +221,32 @@ async def agnt5_run(route: Any, store: SqliteStore, cache_aware: bool) -> None:
         await agent.run(user_text(turn), session=session)
 
 
+async def summarized_claude_run(store: SqliteStore, old_layout: bool) -> tuple[list[dict[str, Any]], int]:
+    """(c) on claude-sonnet-4-5 with summarize_old; returns what agnt5 passed litellm (messages,
+    tools) per agent request, to check the budget by agnt5's own count, and the prunes made."""
+    agent = Agent("shop", CLAUDE, INSTRUCTIONS, [lookup_order, check_stock], context_budget=BUDGET)
+    session = Session(f"claude-{old_layout}", retention={"prune_strategy": "summarize_old"}, store=store)
+    passed: list[dict[str, Any]] = []
+    original_call, original_layout = _litellm.acompletion, agnt5.context.summaries_in_place
+
+    async def recording(**kwargs: Any) -> Any:
+        if kwargs.get("tools"):  # the agent's requests (the summariser's have no tools)
+            passed.append({"messages": kwargs["messages"], "tools": kwargs["tools"]})
+        return await original_call(**kwargs)
+
+    _litellm.acompletion = recording
+    if old_layout:  # the layout before: a summary stays a system message (hoisted into `system`)
+        agnt5.context.summaries_in_place = lambda messages: list(messages)
+    try:
+        for turn in range(TURNS):
+            await agent.run(user_text(turn), session=session)
+    finally:
+        _litellm.acompletion, agnt5.context.summaries_in_place = original_call, original_layout
+    prunes = [e for e in await session.events() if e.type == "prune"]
+    assert prunes and all(e.data["summary_id"] for e in prunes), "summarize_old never summarised"
+    return passed, len(prunes)
+
+
 # --- measuring -----------------------------------------------------------------------------------
 
 
@@ -176,6 +256,7 @@ class Request:
     head: int  # blocks of the static head (tools + system)
     previous_turn_end: int  # blocks up to the end of the previous turn
     newest_user: str
+    breakpoints: list[int] | None = None  # blocks up to each cache_control marker, when sent
 
     @property
     def tokens(self) -> list[int]:
@@ -196,6 +277,40 @@ def parse(body: dict[str, Any]) -> Request:
     users = [i for i, m in enumerate(messages) if m["role"] == "user"]
     newest = users[-1]
     return Request(blocks, head, max(head, 1 + newest), messages[newest]["content"])
+
+
+def _uncached(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _uncached(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_uncached(v) for v in value]
+    return value
+
+
+def parse_anthropic(body: dict[str, Any]) -> Request:
+    """An Anthropic request as Anthropic caches it: tools, then each system block, then each
+    content block of each message (role included), with the breakpoints where agnt5 set them."""
+    import tiktoken
+
+    enc = tiktoken.get_encoding("o200k_base")
+    items: list[tuple[str, Any]] = [("tools", body.get("tools", []))]
+    items += [("system", b) for b in body.get("system", [])]
+    items += [(m["role"], b) for m in body["messages"] for b in m["content"]]
+    blocks, breakpoints = [], []
+    for k, (role, block) in enumerate(items):
+        blocks.append(enc.encode(role + "\n" + json.dumps(_uncached(block), separators=(",", ":"))))
+        marked = "cache_control" in block if isinstance(block, dict) else "cache_control" in block[-1]
+        if marked:
+            breakpoints.append(k + 1)
+    assert len(breakpoints) <= 4, "more than four cache_control breakpoints"
+    newest = next(
+        b["text"]
+        for m in reversed(body["messages"])
+        if m["role"] == "user"
+        for b in m["content"]
+        if b.get("type") == "text" and b["text"].startswith("[turn ")
+    )
+    return Request(blocks, 0, 0, newest, breakpoints)
 
 
 def _prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -227,7 +342,7 @@ def anthropic_eligible(requests: list[Request]) -> list[tuple[int, int]]:
         for block in r.blocks:
             h.update(json.dumps(block).encode())
             hashes.append(h.copy().digest())
-        points = sorted({r.head, r.previous_turn_end, len(r.blocks)})
+        points = r.breakpoints or sorted({r.head, r.previous_turn_end, len(r.blocks)})
         best = 0
         for p in points:
             for k in range(p, max(0, p - 20) - 1, -1):
@@ -278,6 +393,21 @@ def measure(name: str, bodies: list[dict[str, Any]]) -> Row:
     )
 
 
+def measure_anthropic(name: str, bodies: list[dict[str, Any]], passed: list[dict[str, Any]]) -> Row:
+    requests = [parse_anthropic(b) for b in bodies]
+    model = LanguageModel(CLAUDE)
+    largest = 0
+    assert len(passed) == len(bodies)
+    for r, body, sent in zip(requests, bodies, passed, strict=True):
+        size = model.count_tokens(sent["messages"], sent["tools"])  # agnt5's count, primer included
+        assert size <= BUDGET, f"{name}: a request of {size} tokens"
+        largest = max(largest, size)
+        assert body["messages"][-1]["role"] == "user" and r.newest_user.startswith("[turn ")
+    an = anthropic_eligible(requests)
+    read, write = sum(a for a, _ in an), sum(w for _, w in an)
+    return Row(name, len(requests), sum(len(r.tokens) for r in requests), 0, read, write, largest)
+
+
 def _price(model: str) -> tuple[float, float, float]:
     import litellm
 
@@ -315,6 +445,20 @@ async def collect(kind: str, tmp: Path) -> list[dict[str, Any]]:
         return [json.loads(call.request.content) for call in route.calls]
 
 
+async def collect_claude(
+    old_layout: bool, tmp: Path
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    with respx.mock:
+        route = respx.post(ANTHROPIC_URL).mock(side_effect=scripted_claude)
+        store = SqliteStore(str(tmp / f"claude-{old_layout}.db"))
+        try:
+            passed, prunes = await summarized_claude_run(store, old_layout)
+        finally:
+            await store.close()
+        bodies = [json.loads(call.request.content) for call in route.calls]
+        return [b for b in bodies if b.get("tools")], passed, prunes
+
+
 async def main() -> None:
     names = {
         "a": "(a) per-turn trimming",
@@ -344,6 +488,34 @@ async def main() -> None:
             f"{row.anthropic_read / row.input:.0%} / {row.anthropic_write / row.input:.0%} | "
             f"${c['gpt-4o-mini']:.4f} ({rel['gpt-4o-mini']:.2f}×) | ${c['gpt-5']:.4f} ({rel['gpt-5']:.2f}×) | "
             f"${c['claude-sonnet-4-5']:.4f} ({rel['claude-sonnet-4-5']:.2f}×) |"
+        )
+    variants = {
+        True: "summary as a system message (hoisted into `system`; before)",
+        False: "summary as a user message in the history (now)",
+    }
+    claude, prunes = [], set()
+    with tempfile.TemporaryDirectory() as tmp:
+        for old, name in variants.items():
+            bodies, passed, made = await collect_claude(old, Path(tmp))
+            claude.append(measure_anthropic(name, bodies, passed))
+            prunes.add(made)
+    print(
+        f'\n(c) on {CLAUDE.split("/")[1]}, session prune_strategy="summarize_old" '
+        f"({' / '.join(map(str, sorted(prunes)))} prunes), Anthropic's breakpoints as agnt5 set them "
+        "in the request bodies\n"
+    )
+    print(
+        "| summarize_old layout | requests | input tokens | largest request | cache reads | "
+        "cache writes | cost claude-sonnet-4-5 (10% / 125%) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for row in claude:
+        c = costs(row)["claude-sonnet-4-5"]
+        print(
+            f"| {row.name} | {row.requests} | {row.input:,} | {row.largest:,} | "
+            f"{row.anthropic_read:,} ({row.anthropic_read / row.input:.0%}) | "
+            f"{row.anthropic_write:,} ({row.anthropic_write / row.input:.0%}) | "
+            f"${c:.4f} ({c / base['claude-sonnet-4-5']:.2f}× (a)) |"
         )
 
 

@@ -25,7 +25,7 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
-NOTEBOOKS = ("quickstart", "multi_agent", "pruning", "memory", "agents_in_an_app", "mcp")
+NOTEBOOKS = ("quickstart", "multi_agent", "pruning", "memory", "agents_in_an_app", "mcp", "approvals")
 
 
 def cassette_path(name: str) -> Path:

@@ -162,6 +162,34 @@ SCRIPTS: dict[str, list[Step]] = {
         call("stock", {"item": "plums"}, expect="How many plums"),
         say("We have 60 plums.", expect="60"),
     ],
+    "approvals": [
+        # 1. one turn: the lookup runs, the €120 refund waits; approved, the model answers
+        Step(
+            calls=(
+                ("lookup_order", {"order_id": "A-1001"}),
+                ("refund", {"order_id": "A-1001", "amount_eur": 120}),
+            ),
+            expect="A-1001",
+        ),
+        say(
+            "Sorry about the broken espresso machine. I've refunded €120.00 for order A-1001; it reaches "
+            "your card in 3-5 days.",
+            expect="Refunded €120.00",
+        ),
+        # 2. the €80 refund waits and is denied: the model tells the customer why
+        Step(
+            calls=(
+                ("lookup_order", {"order_id": "B-2002"}),
+                ("refund", {"order_id": "B-2002", "amount_eur": 80}),
+            ),
+            expect="B-2002",
+        ),
+        say(
+            "I'm sorry, I can't refund order B-2002: the milk frother was delivered 5 weeks ago, which is "
+            "outside our 30-day return window.",
+            expect="Denied",
+        ),
+    ],
 }
 
 
@@ -365,3 +393,4 @@ memory = ScriptedProvider("memory", SCRIPTS["memory"])
 pruning = ScriptedProvider("pruning", SCRIPTS["pruning"])
 agents_in_an_app = ScriptedProvider("agents_in_an_app", SCRIPTS["agents_in_an_app"], any_order=True)
 mcp = ScriptedProvider("mcp", SCRIPTS["mcp"])
+approvals = ScriptedProvider("approvals", SCRIPTS["approvals"])

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from agnt5.demo import recall, support
+from agnt5.demo import approval, recall, support
 from agnt5.demo.run import SHIPPED_CASSETTE, DemoOptions, run_demo
 from agnt5.strategies.keep_important import SCORER_INSTRUCTIONS
 from agnt5.strategies.summarize_old import PART_INSTRUCTIONS, SUMMARIZER_INSTRUCTIONS
@@ -120,6 +120,8 @@ class ScriptedOpenAI:
                 return self._reply(body, call=("remember", {"key": "refund_preference", "content": content}))
             if text == recall.FOLLOW_UP:
                 return self._reply(body, call=("recall", {"query": "refund card preference"}))
+            if text == approval.QUESTION:
+                return self._reply(body, call=("lookup_charges", {"month": "2025-12"}))
         if last["role"] == "tool" and not handed_off:
             name = _called(messages, last["tool_call_id"])
             result = (
@@ -135,6 +137,19 @@ class ScriptedOpenAI:
                             call=("issue_refund", {"charge_id": charge["id"], "reason": "duplicate charge"}),
                         )
                     seen[(charge["date"], charge["amount"])] = charge["id"]
+                upgrade = next((c for c in result if "annual upgrade" in c["description"]), None)
+                if upgrade is not None and _question(messages) == approval.QUESTION:
+                    reason = "annual upgrade not requested"
+                    return self._reply(
+                        body, call=("issue_refund", {"charge_id": upgrade["id"], "reason": reason})
+                    )
+            if name == "issue_refund" and _question(messages) == approval.QUESTION:
+                return self._reply(
+                    body,
+                    text=f"Done: I've refunded the ${result['amount']:.2f} annual upgrade "
+                    f"({result['charge_id']}) you didn't ask for; refund {result['refund_id']} reaches your "
+                    f"card in {result['arrives_in']}.",
+                )
             if name == "issue_refund":
                 return self._reply(
                     body,
@@ -209,6 +224,11 @@ def _vector(text: str, dim: int) -> list[float]:
     for word in _words(text):
         vector[int(hashlib.sha1(word.encode()).hexdigest(), 16) % dim] += 1.0
     return vector
+
+
+def _question(messages: list[dict[str, Any]]) -> str:
+    """The customer's newest message."""
+    return next(str(m["content"]) for m in reversed(messages) if m["role"] == "user")
 
 
 def _called(messages: list[dict[str, Any]], call_id: str) -> str | None:

@@ -440,6 +440,9 @@ def test_a_database_on_a_read_only_filesystem_is_listable_and_writes_say_read_on
     code, out, err = run(capsys, "sessions", "show", "chat-1", "--database-url", url)
     assert code == EXIT_OK, err
     assert 'state (session): {"step": "checkout"}' in out and "  [23] tool [call_1]: found it" in out
+    code, out, err = run(capsys, "sessions", "pending", "--database-url", url)
+    assert code == EXIT_OK, err
+    assert out.startswith("no session waits for approval")
     target = tmp_path / "out.jsonl"
     code, out, err = run(capsys, "sessions", "export", "chat-1", "-o", str(target), "--database-url", url)
     assert code == EXIT_OK, err

@@ -16,13 +16,16 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from _convo import scores_for
 from _mocks import ANTHROPIC_URL, GEMINI_HOST, OPENAI_URL, fixture_json, sse_response
 from _wire import anthropic_message, gemini_content, openai_chat, sent
 
 from agnt5 import Agent, ContextBudget, Session, tool
-from agnt5.context import CUT_KEY, stable_window
+from agnt5.context import CUT_KEY, SUMMARY_NOTE, stable_window
 from agnt5.errors import InvalidInputError, InvalidTypeError
 from agnt5.models import LanguageModel, ResponseComplete
+from agnt5.strategies.keep_important import SCORER_INSTRUCTIONS
+from agnt5.strategies.summarize_old import SUMMARIZER_INSTRUCTIONS, SUMMARY_HEADER
 from agnt5.tokens import count_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -350,22 +353,176 @@ async def test_streamed_cached_usage_is_priced_at_cache_prices(
     assert usage.cost is not None and usage.cost < full + out  # cached tokens cost less
 
 
+def _summary_or_scores(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+    """A scripted OpenAI model: scores for keep_important's scorer, a summary for summarize_old's
+    summariser, else `answer`."""
+    body = json.loads(request.content)
+    first = body["messages"][0]
+    if first["role"] == "system" and first["content"] == SUMMARIZER_INSTRUCTIONS:
+        return openai_chat(
+            f"The user went through {len(body['messages'][-1]['content'])} characters of turns."
+        )
+    if first["role"] == "system" and first["content"] == SCORER_INSTRUCTIONS:
+        return scores_for(request)
+    return answer
+
+
+def _important_words(turn: int, n: int) -> str:
+    """Turns 3 and 4 say IMPORTANT, so keep_important keeps them past later prunes."""
+    return _words(turn, n) + (" IMPORTANT" if turn in (3, 4) else "")
+
+
+@pytest.mark.parametrize(
+    ("strategy", "budget", "words"),
+    [
+        ("sliding_window", BUDGET, 10),
+        ("keep_important", BUDGET, 10),
+        # summarize_old reserves summary_max_tokens (512) for the summary: a larger budget.
+        ("summarize_old", ContextBudget(2400, low_water=0.6), 40),
+    ],
+)
 @respx.mock
-async def test_a_prune_strategy_prunes_down_to_the_low_water_mark_in_big_steps(sqlite_store: Any) -> None:
-    route = respx.post(OPENAI_URL).mock(return_value=openai_chat("noted " * 20))
-    agent = Agent("helper", instructions="You are a patient helper.", context_budget=BUDGET)
-    session = Session("pruned", retention={"prune_strategy": "sliding_window"}, store=sqlite_store)
-    bodies = await _converse(agent, session, range(30), route)
+async def test_a_prune_strategy_prunes_down_to_the_low_water_mark_in_big_steps(
+    store: Any, strategy: str, budget: ContextBudget, words: int
+) -> None:
+    answer = openai_chat("noted " * 20)
+    route = respx.post(OPENAI_URL).mock(side_effect=lambda r: _summary_or_scores(r, answer))
+    agent = Agent("helper", instructions="You are a patient helper.", context_budget=budget)
+    session = Session("pruned", retention={"prune_strategy": strategy}, store=store)
+    bodies = []
+    for turn in range(30):
+        await agent.run(_important_words(turn, words), session=session)
+        bodies.append(sent(route))
     prunes = [e for e in await session.events() if e.type == "prune"]
+    assert all(e.data["strategy"] == strategy for e in prunes)
     assert 2 <= len(prunes) <= 7  # every few turns, not every turn
     breaks = sum(not _is_prefix(a["messages"], b["messages"]) for a, b in itertools.pairwise(bodies))
     assert breaks == len(prunes)  # between prunes, each request extends the one before
     for body in bodies:
-        assert count_tokens(body["messages"], "gpt-4o-mini") <= BUDGET.tokens
+        assert count_tokens(body["messages"], "gpt-4o-mini") <= budget.tokens
+        assert body["messages"][0] == {"role": "system", "content": "You are a patient helper."}
     active = await session.history()
     # What is sent is the whole active history (pruning did the cutting), newest turn included.
     assert [m["content"] for m in _history_of(bodies[-1])] == [m["content"] for m in active[:-1]]
-    assert len(await session.history(include_pruned=True)) == 60
+    assert len(await session.history(include_pruned=True)) == 60 + (
+        len(prunes) if strategy == "summarize_old" else 0
+    )
+    if strategy == "keep_important":  # the important old turns survived every prune
+        assert any("IMPORTANT" in str(m["content"]) for m in _history_of(bodies[-1]))
+    if strategy == "summarize_old":  # OpenAI keeps a system message in place: right after the instructions
+        summary = bodies[-1]["messages"][1]
+        assert summary["role"] == "system" and summary["content"].startswith(SUMMARY_HEADER)
+
+
+# --- summaries where they change the prefix least ------------------------------------------------
+
+SUMMARY_BUDGET = ContextBudget(2400, low_water=0.6)
+
+
+def _anthropic_model(request: httpx.Request) -> httpx.Response:
+    """A scripted Anthropic model: a summary for summarize_old's summariser, else a short answer."""
+    body = json.loads(request.content)
+    if SUMMARIZER_INSTRUCTIONS in json.dumps(body.get("system")):
+        return anthropic_message(f"The user went through {len(request.content)} bytes of turns.")
+    return anthropic_message("noted " * 20)
+
+
+def _uncached(value: Any) -> Any:
+    """`value` without its cache_control markers (they move to the newest message every request)."""
+    if isinstance(value, dict):
+        return {k: _uncached(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_uncached(v) for v in value]
+    return value
+
+
+def _opens_with_summary(body: dict[str, Any]) -> bool:
+    first = body["messages"][0]["content"]
+    return isinstance(first, list) and first[0]["text"].startswith(SUMMARY_NOTE + SUMMARY_HEADER)
+
+
+@respx.mock
+async def test_an_anthropic_summary_is_sent_in_the_history_and_leaves_the_system_prompt_alone(
+    sqlite_store: Any,
+) -> None:
+    route = respx.post(ANTHROPIC_URL).mock(side_effect=_anthropic_model)
+    agent = Agent(
+        "helper",
+        model="anthropic/claude-sonnet-4-5",
+        instructions=["You are a patient helper.", "The user's topic is {topic}."],
+        tools=[lookup],
+        context_budget=SUMMARY_BUDGET,
+    )
+    session = Session("summarised", retention={"prune_strategy": "summarize_old"}, store=sqlite_store)
+    session.set_state("topic", "gardening")
+    bodies = []
+    for turn in range(30):
+        await agent.run(_words(turn, 40), session=session)
+        bodies.append(sent(route))
+    prunes = [e for e in await session.events() if e.type == "prune"]
+    assert 2 <= len(prunes) <= 7 and all(e.data["summary_id"] for e in prunes)
+    first, breaks = bodies[0], 0
+    for before, after in itertools.pairwise(bodies):
+        # Byte for byte, every request opens with the same tools and system prompt, summaries or not.
+        assert json.dumps(after["tools"]) == json.dumps(first["tools"])
+        assert json.dumps(after["system"]) == json.dumps(first["system"])
+        assert after["system"] == [
+            {"type": "text", "text": "You are a patient helper.", "cache_control": {"type": "ephemeral"}}
+        ]
+        assert after["messages"][0]["role"] == "user"
+        roles = [m["role"] for m in after["messages"]]
+        assert all(a != b for a, b in itertools.pairwise(roles))  # consecutive user messages merged
+        kept = _uncached(before["messages"][:-1])
+        if _uncached(after["messages"][: len(kept)]) != kept:
+            breaks += 1  # a prune: a new summary opens the messages
+            assert _opens_with_summary(after) and after["messages"][0] != before["messages"][0]
+    assert breaks == len(prunes)  # between prunes each request extends the one before
+    summarised = [i for i, b in enumerate(bodies) if _opens_with_summary(b)]
+    assert summarised and summarised == list(range(summarised[0], len(bodies)))
+    # The summary is the first user message, framed, with the newest kept turn merged after it.
+    opening = bodies[-1]["messages"][0]["content"]
+    assert opening[0]["text"].startswith(SUMMARY_NOTE + SUMMARY_HEADER + "The user went through")
+    assert opening[1]["text"].startswith("turn ")
+    assert SUMMARY_HEADER not in json.dumps(bodies[-1]["system"])
+    # A state change alters only the end: no cut moves, no prune, the same prefix.
+    cut = session.get_state(CUT_KEY)["helper"]
+    before = bodies[-1]
+    session.set_state("topic", "astronomy")
+    await agent.run("and now?", session=session)
+    after = sent(route)
+    assert session.get_state(CUT_KEY)["helper"] == cut
+    assert len([e for e in await session.events() if e.type == "prune"]) == len(prunes)
+    assert json.dumps(after["system"]) == json.dumps(before["system"])
+    kept = _uncached(before["messages"][:-1])
+    assert _uncached(after["messages"][: len(kept)]) == kept
+    newest = _uncached(before["messages"][-1]["content"])
+    assert newest[-1] == {"type": "text", "text": "The user's topic is gardening."}
+    assert _uncached(after["messages"][len(kept)]["content"]) == newest[:-1]  # the turn, without the state
+    assert after["messages"][-1]["content"][-1] == {"type": "text", "text": "The user's topic is astronomy."}
+
+
+@respx.mock
+async def test_a_gemini_summary_is_sent_as_user_parts_ahead_of_the_kept_turns(sqlite_store: Any) -> None:
+    def gemini_model(request: httpx.Request) -> httpx.Response:
+        if SUMMARIZER_INSTRUCTIONS in request.content.decode():
+            return gemini_content("The user counted words.")
+        return gemini_content("noted " * 20)
+
+    route = respx.post(host=GEMINI_HOST).mock(side_effect=gemini_model)
+    agent = Agent(
+        "helper", model="gemini/gemini-2.5-flash", instructions="Be brief.", context_budget=SUMMARY_BUDGET
+    )
+    session = Session("g-sum", retention={"prune_strategy": "summarize_old"}, store=sqlite_store)
+    for turn in range(24):
+        await agent.run(_words(turn, 40), session=session)
+    assert any(e.type == "prune" for e in await session.events())
+    body = sent(route)
+    texts = [p.get("text", "") for p in body["contents"][0]["parts"]]
+    summary = next(i for i, t in enumerate(texts) if t.startswith(SUMMARY_NOTE))
+    assert texts[summary].endswith("The user counted words.") and texts[summary + 1].startswith("turn ")
+    roles = [c["role"] for c in body["contents"]]
+    assert all(a != b for a, b in itertools.pairwise(roles))  # one user content, valid for Gemini
+    assert body["system_instruction"] == {"parts": [{"text": "Be brief."}]}  # the instructions alone
 
 
 @respx.mock

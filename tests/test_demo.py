@@ -89,6 +89,17 @@ def _check_story(out: str, err: str) -> None:
     audit = out.split("== 6. Audit trail")[1]
     assert re.search(r"  handoff\s+1\n", audit) and re.search(r"  tool_call\s+[4-9]\n", audit)
     assert audit.count(": prune ") == 2
+    # approval: the refund above the limit waits (the run pauses), is approved, and the run resumes
+    approval = out.split("== 7. Human approval")[1]
+    assert "  (paused after " in approval
+    waiting = approval.split("waiting for approval (1), as `agnt5 sessions pending --app acme_support`")[1]
+    assert re.search(r'\n  \[call_\w+\] billing_specialist -> issue_refund\(charge_id="ch_1107"', waiting)
+    assert "$290.00 is above the $100.00 limit" in waiting
+    resumed = waiting.split("approved by maria (billing lead); the run resumes:\n")[1]
+    assert '  billing_specialist -> issue_refund(charge_id="ch_1107"' in resumed
+    assert '      <- {"refund_id":"re_5001","charge_id":"ch_1107","amount":290.0' in resumed
+    assert re.search(r"\n  billing_specialist: .*(ch_1107|290)", resumed)  # the answer names the refund
+    assert "  audit: approval_decided issue_refund approved by maria (billing lead)\n" in resumed
     # replayed, and progress bars on the long steps
     assert re.search(r"done in [\d.]+s \(\d+ chat model calls, \d+ recorded responses replayed\)", out)
     for label in ("writing 241 messages", "scoring importance", "summarising"):
@@ -114,7 +125,9 @@ def test_demo_runs_offline_twice_on_one_database(capsys: pytest.CaptureFixture[s
     assert main(["sessions", "list", "--app", "acme_support", "--json", "--database-url", url]) == EXIT_OK
     ids = {s["id"] for s in json.loads(capsys.readouterr().out)["sessions"]}
     assert ids == {
-        f"demo-{run}-{part}" for run in (first_run, second_run) for part in ("support", "followup", "backlog")
+        f"demo-{run}-{part}"
+        for run in (first_run, second_run)
+        for part in ("support", "followup", "backlog", "approval")
     }
 
 

@@ -68,7 +68,15 @@ assert not cassette.unused, f"{{len(cassette.unused)}} recorded responses were n
 
 
 def test_the_expected_notebooks_exist() -> None:
-    assert NOTEBOOKS == ["agents_in_an_app", "mcp", "memory", "multi_agent", "pruning", "quickstart"]
+    assert NOTEBOOKS == [
+        "agents_in_an_app",
+        "approvals",
+        "mcp",
+        "memory",
+        "multi_agent",
+        "pruning",
+        "quickstart",
+    ]
     for name in NOTEBOOKS:
         assert (NOTEBOOKS_DIR / "cassettes" / f"{name}.json").is_file(), name
 
@@ -199,6 +207,35 @@ def test_mcp_notebook_starts_a_server_and_an_agent_uses_its_tools(executed: Exec
         "MCPStartError - MCP server 'no-such-mcp-server-here' cannot start",
     ):
         assert expected in printed, f"{expected!r} not in:\n{printed}"
+
+
+def test_approvals_notebook_pauses_approves_and_denies(executed: Executed) -> None:
+    """approvals.ipynb, offline: the refund above the limit waits (the lookup of the same turn
+    ran), a fresh Session on another connection and the CLI list it, new input is refused, the
+    approval runs it once, the denial reaches the model as the tool's result, the audit trail."""
+    error, notebook = executed["approvals"]
+    assert error is None, error
+    printed = _printed(notebook)
+    for expected in (
+        "paused: True | output: None\nwaiting: [call_approvals_002] support -> refund("
+        "{'order_id': 'A-1001', 'amount_eur': 120})\nrefunds that ran: []\n",
+        "[call_approvals_002] refund {'order_id': 'A-1001', 'amount_eur': 120} asked by support at ",
+        "ticket-1  shop  u-42  call_approvals_002 refund  ",
+        "PendingApprovalError: the session has tool calls waiting for approval (call_approvals_002)",
+        "I've refunded €120.00 for order A-1001",
+        "refunds that ran: [('A-1001', 120.0)]\n\n[1]      user: My espresso machine",
+        '[3]      tool: {"item":"espresso machine"',
+        "[4]      tool: Refunded €120.00 for A-1001",
+        "the tool result the model got: Denied: a person declined this tool call (outside the 30-day "
+        "return window). Do not retry it; tell the user.",
+        "ticket-1: approval_decided    {'name': 'refund', 'decision': 'approved', 'reason': None, "
+        "'approved_by': 'alice'}",
+        "ticket-2: approval_decided    {'name': 'refund', 'decision': 'denied', 'reason': "
+        "'outside the 30-day return window', 'approved_by': 'bob'}",
+        "ApprovalNotPendingError: cannot apply approvals: 'call_approvals_002' already decided",
+    ):
+        assert expected in printed, f"{expected!r} not in:\n{printed}"
+    assert printed.count("refunds that ran: [('A-1001', 120.0)]") == 2  # the denied refund never ran
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A support conversation with a handoff and tools, state in four scopes, a long "
-        "session pruned two ways, long-term memory, an export and the audit trail. Offline by "
+        "session pruned two ways, long-term memory, an export, the audit trail and a refund that "
+        "waits for approval. Offline by "
         "default: model responses are replayed from a cassette shipped with agnt5.",
     )
     demo.add_argument("--live", action="store_true", help="call the real provider (needs OPENAI_API_KEY)")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from agnt5.approvals import PendingCall
 
 WIDTH = 100
 """Characters of message text shown per transcript line before it is cut with an ellipsis."""
@@ -76,6 +79,13 @@ def transcript_line(message: Mapping[str, Any], seq: int | None = None, width: i
     if metadata.get("summary"):
         who += " (summary)"
     return f"{prefix}{who}: {message_text(message, width)}"
+
+
+def pending_line(call: PendingCall, width: int = WIDTH) -> str:
+    """A call waiting for approval: `[call id] agent → tool(arguments), requested <UTC time>`."""
+    arguments = compact(call.arguments, width)
+    when = call.requested_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"[{call.call_id}] {call.agent} → {call.tool}({arguments}), requested {when}"
 
 
 class ProgressBar:

@@ -1,4 +1,5 @@
-"""`agnt5 sessions ...`: list, show, export, prune and purge-expired on the configured database."""
+"""`agnt5 sessions ...`: list, pending, show, export, prune and purge-expired on the configured
+database."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from agnt5.approvals import PendingCall
 from agnt5.cli.errors import EPILOG, UsageError
-from agnt5.cli.render import compact, transcript_line, whole_numbers
+from agnt5.cli.render import compact, pending_line, transcript_line, whole_numbers
+from agnt5.errors import SessionNotFoundError
+from agnt5.journal import pending_calls, sessions_with_steps
 from agnt5.session import EXPORT_FORMATS, Session, purge_expired
 from agnt5.store.base import SessionHeader, Store
 from agnt5.strategies.registry import get_strategy
 
-READ_ONLY = frozenset({"list", "show", "export"})
+READ_ONLY = frozenset({"list", "pending", "show", "export"})
 """Subcommands that only read: they open the database read-only."""
 PRUNE_PARAMS = ("window_size", "threshold", "max_messages", "keep_recent")
 """Strategy parameters the command line passes on when given (the strategy rejects the others)."""
@@ -97,6 +101,66 @@ async def show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
         out.write("  " + transcript_line(m, m.seq) + "\n")
     if not messages:
         out.write("  (none)\n")
+    waiting = await pending_calls(session)
+    if waiting:
+        out.write(f"Waiting for approval ({len(waiting)}):\n")
+        for call in waiting:
+            out.write("  " + pending_line(call) + "\n")
+    return 0
+
+
+def _pending_json(header: SessionHeader, calls: list[PendingCall]) -> dict[str, Any]:
+    return {
+        "id": header.id,
+        "app_name": header.app_name,
+        "user_id": header.user_id,
+        "oldest_requested_at": min(c.requested_at for c in calls).isoformat(),
+        "calls": [
+            {
+                "call_id": c.call_id,
+                "tool": c.tool,
+                "arguments": c.arguments,
+                "agent": c.agent,
+                "run_id": c.run_id,
+                "requested_at": c.requested_at.isoformat(),
+            }
+            for c in calls
+        ],
+    }
+
+
+async def pending(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    """Print the sessions with tool calls waiting for a decision, longest waiting first."""
+    found: list[tuple[SessionHeader, list[PendingCall]]] = []
+    for session_id in await sessions_with_steps(store):
+        header = await store.get_session(session_id)
+        if header is None or (args.app is not None and header.app_name != args.app):
+            continue
+        if args.user is not None and header.user_id != args.user:
+            continue
+        try:
+            calls = await pending_calls(await Session.get(session_id, store=store))
+        except SessionNotFoundError:  # deleted meanwhile
+            continue
+        if calls:
+            found.append((header, calls))
+    found.sort(key=lambda item: (min(c.requested_at for c in item[1]), item[0].id))
+    if args.json:
+        document = {"sessions": [_pending_json(h, calls) for h, calls in found]}
+        out.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        return 0
+    if not found:
+        out.write(f"no session waits for approval in {store.url}\n")
+        return 0
+    rows = [("ID", "APP", "USER", "WAITING", "OLDEST REQUEST (UTC)")]
+    for h, calls in found:
+        waiting = ", ".join(f"{c.call_id} {c.tool}" for c in calls)
+        oldest = min(c.requested_at for c in calls).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append((h.id, h.app_name or "-", h.user_id or "-", waiting, oldest))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    out.write("details: agnt5 sessions show ID; decide with agent.run(None, session=..., approvals=...)\n")
     return 0
 
 
@@ -157,7 +221,10 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register `sessions` and its subcommands on the top-level subparsers."""
     documented = {"epilog": EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
     sessions = commands.add_parser(
-        "sessions", help="list, show, export and prune stored sessions", parents=[common], **documented
+        "sessions",
+        help="list, show, export and prune stored sessions; list those waiting for approval",
+        parents=[common],
+        **documented,
     )
     sub = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -168,6 +235,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--cursor", help="the cursor printed after the previous page")
     p.add_argument("--json", action="store_true", help="print JSON (sessions and next_cursor)")
     p.set_defaults(handler=list_sessions)
+
+    p = sub.add_parser("pending", help="sessions with tool calls waiting for approval", parents=[common])
+    p.add_argument("--app", help="only sessions of this app_name")
+    p.add_argument("--user", help="only sessions of this user_id")
+    p.add_argument("--json", action="store_true", help="print JSON (sessions with their waiting calls)")
+    p.set_defaults(handler=pending)
 
     p = sub.add_parser("show", help="a session's header, state and messages", parents=[common])
     p.add_argument("id", help="session id")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from agnt5 import _litellm, config
 from agnt5.cli.render import clip
-from agnt5.demo import backlog, recall, support
+from agnt5.demo import approval, backlog, recall, support
 from agnt5.demo.context import APP, EMBEDDING_MODEL, MODEL, Demo
 from agnt5.demo.loading import load_litellm
 from agnt5.errors import CassetteError, ConfigurationError
@@ -205,6 +205,9 @@ async def tour(demo: Demo) -> None:
 
     demo.heading(6, "Audit trail")
     await _audit(demo, outcome.session, long_session)
+
+    demo.heading(7, "Human approval: a refund above the limit waits, is approved, and the run resumes")
+    await approval.refund_with_approval(demo)
 
 
 async def _export(demo: Demo, session: Session, long_session: Session) -> None:

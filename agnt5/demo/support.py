@@ -40,6 +40,10 @@ CHARGES: dict[str, list[dict[str, Any]]] = {
     "2025-10": [
         {"id": "ch_0931", "date": "2025-10-03", "amount": 29.00, "description": "Pro plan, monthly"},
     ],
+    "2025-12": [  # part 7 (agnt5.demo.approval): a refund above the limit waits for approval
+        {"id": "ch_1106", "date": "2025-12-03", "amount": 29.00, "description": "Pro plan, monthly"},
+        {"id": "ch_1107", "date": "2025-12-09", "amount": 290.00, "description": "Pro plan, annual upgrade"},
+    ],
 }
 
 

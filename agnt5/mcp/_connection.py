@@ -222,7 +222,11 @@ class Connection:
                     cursor = page.next_cursor
                     if cursor is None:
                         break
-                self._tools = self.server.build_tools(self, listed)
+                try:
+                    self._tools = self.server.build_tools(self, listed)
+                except BaseException:
+                    self._stale = True  # list again next time: the error stays until fixed
+                    raise
         return self._tools
 
     async def call_tool(self, remote: str, arguments: dict[str, Any], shown: str) -> ToolResult:

@@ -8,18 +8,19 @@ concurrent runs share one connection, and a connection that broke is replaced by
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
 from agnt5.errors import InvalidInputError, InvalidTypeError, MCPError, MCPStartError, ToolNameClashError
 from agnt5.mcp._connection import Connection, excerpt
 
 if TYPE_CHECKING:
     from agnt5.run_context import RunContext
-    from agnt5.tools import Tool
+    from agnt5.tools import ApprovalRule, Tool
 
 logger = logging.getLogger("agnt5.mcp")
 
@@ -48,12 +49,90 @@ def _seconds(value: object, field: str) -> float | None:
     return float(value)
 
 
+ServerApprovalRule: TypeAlias = "bool | Iterable[str] | Callable[[RunContext[Any], str, dict[str, Any]], Any]"
+"""`requires_approval=` of an MCP server: False, True (every tool), tool names (server names,
+before any prefix) or `(ctx, tool_name, args) -> bool` (sync or async) deciding per call."""
+
+_APPROVAL_HELP = "True, False, a list of tool names or a function (ctx, tool_name, args) -> bool"
+
+
+def _approval_setting(value: object) -> bool | frozenset[str] | Callable[..., Any]:
+    """`requires_approval=` checked: a bool, the set of names, or the function."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        raise InvalidTypeError(
+            f"requires_approval must be {_APPROVAL_HELP}; got the string {value!r} (write [{value!r}])",
+            field="requires_approval",
+        )
+    if callable(value):
+        try:
+            signature = inspect.signature(value)
+        except (TypeError, ValueError):  # some builtins have none: the call will tell
+            return value
+        try:
+            signature.bind(None, "tool", {})
+        except TypeError:
+            raise InvalidTypeError(
+                f"requires_approval's function must take (ctx, tool_name, args), got {value!r}{signature}",
+                field="requires_approval",
+            ) from None
+        return value
+    if isinstance(value, Iterable) and not isinstance(value, Mapping):
+        return _names(value, "requires_approval")
+    raise InvalidTypeError(
+        f"requires_approval must be {_APPROVAL_HELP}, got {type(value).__name__}", field="requires_approval"
+    )
+
+
+def _names(value: Iterable[Any], field: str) -> frozenset[str]:
+    names = tuple(value)
+    for item in names:
+        if not isinstance(item, str):
+            raise InvalidTypeError(f"{field} must hold tool names (str), got {item!r}", field=field)
+    return frozenset(names)
+
+
+def _idempotent_setting(value: object) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidTypeError(
+            f"idempotent_tools must be None or a list of tool names, got {value!r}", field="idempotent_tools"
+        )
+    return _names(value, "idempotent_tools")
+
+
+def annotated_idempotent(item: Any) -> bool:
+    """Whether a listed tool's annotations say calling it again is harmless (MCP ToolAnnotations:
+    `idempotentHint` or `readOnlyHint` true)."""
+    annotations = getattr(item, "annotations", None)
+    return (
+        getattr(annotations, "idempotent_hint", None) is True
+        or getattr(annotations, "read_only_hint", None) is True
+    )
+
+
+def _bound(rule: Callable[..., Any], remote: str) -> ApprovalRule:
+    """The server's `(ctx, tool_name, args)` rule as one tool's `(ctx, args)` rule."""
+
+    def requires_approval(ctx: RunContext[Any], args: dict[str, Any]) -> Any:
+        return rule(ctx, remote, args)
+
+    requires_approval.__qualname__ = f"requires_approval[{remote}]"
+    return requires_approval
+
+
 class MCPServer:
     """Base of `MCPServerStdio` and `MCPServerHTTP`: a tool source for `Agent(tools=[...])`.
 
     `tool_prefix` renames every tool to `<prefix>_<name>` (to avoid clashes); `allowed_tools`
     keeps only the named tools (server names, before the prefix); `timeout` bounds each call
-    and `connect_timeout` the start and handshake, in seconds.
+    and `connect_timeout` the start and handshake, in seconds. `requires_approval` makes calls
+    wait for a person (`agnt5.approvals`): True for every tool, a list of tool names (each must be
+    listed by the server), or `(ctx, tool_name, args) -> bool`. A tool is idempotent (re-run after
+    a crash) when its annotations say `idempotentHint` or `readOnlyHint`, or, given
+    `idempotent_tools` (names), exactly when it is named there.
     """
 
     protocol = "auto"  # the mcp client's mode: 2026-era discovery, falling back to `initialize`
@@ -66,6 +145,8 @@ class MCPServer:
         allowed_tools: Iterable[str] | None,
         timeout: float | None,
         connect_timeout: float | None,
+        requires_approval: ServerApprovalRule = False,
+        idempotent_tools: Iterable[str] | None = None,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise InvalidInputError(f"name must be a non-empty string, got {name!r}", field="name")
@@ -83,6 +164,8 @@ class MCPServer:
         self.allowed_tools = None if allowed_tools is None else frozenset(allowed_tools)
         self.timeout = _seconds(timeout, "timeout")
         self.connect_timeout = _seconds(connect_timeout, "connect_timeout")
+        self.requires_approval = _approval_setting(requires_approval)
+        self.idempotent_tools = _idempotent_setting(idempotent_tools)
         self._users = 0
         self._connection: Connection | None = None
         self._lock: asyncio.Lock | None = None
@@ -186,11 +269,45 @@ class MCPServer:
                 )
             seen[shown] = remote
             description = item.description or getattr(item, "title", None) or ""
-            tools.append(MCPTool(connection, remote, shown, description, item.input_schema))
-        missing = sorted((self.allowed_tools or frozenset()) - {str(t.name) for t in listed})
-        if missing:
-            logger.warning("%s does not offer the allowed tools %s", self.label, ", ".join(missing))
+            tools.append(
+                MCPTool(
+                    connection,
+                    remote,
+                    shown,
+                    description,
+                    item.input_schema,
+                    requires_approval=self.approval_rule(remote),
+                    idempotent=(
+                        annotated_idempotent(item)
+                        if self.idempotent_tools is None
+                        else remote in self.idempotent_tools
+                    ),
+                )
+            )
+        names = {str(t.name) for t in listed}
+        if isinstance(self.requires_approval, frozenset) and not self.requires_approval <= names:
+            # Fail rather than skip: a misspelt name would let the tool meant run without approval.
+            raise InvalidInputError(
+                f"{self.label}: requires_approval names tools it does not list: "
+                f"{', '.join(sorted(self.requires_approval - names))} (it lists: "
+                f"{', '.join(sorted(names)) or 'nothing'}); use server names, before any tool_prefix, "
+                "or a function (ctx, tool_name, args) -> bool for tools that come and go",
+                field="requires_approval",
+            )
+        for field, wanted in (("allowed", self.allowed_tools), ("idempotent", self.idempotent_tools)):
+            missing = sorted((wanted or frozenset()) - names)
+            if missing:
+                logger.warning("%s does not offer the %s tools %s", self.label, field, ", ".join(missing))
         return tools
+
+    def approval_rule(self, remote: str) -> ApprovalRule:
+        """The `requires_approval` of this server's tool `remote` (its server name)."""
+        rule = self.requires_approval
+        if isinstance(rule, bool):
+            return rule
+        if isinstance(rule, frozenset):
+            return remote in rule
+        return _bound(rule, remote)
 
     # -- transport-specific (subclasses) --
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from agnt5.errors import InvalidTypeError
-from agnt5.tools import RunContext, Tool, ToolResult, _strip_titles
+from agnt5.tools import ApprovalRule, RunContext, Tool, ToolResult, _strip_titles
 
 if TYPE_CHECKING:
     from agnt5.mcp._connection import Connection
@@ -39,13 +39,27 @@ def _problems(validator: Any, arguments: dict[str, Any]) -> str:
 
 
 class MCPTool(Tool):
-    """One tool of an MCP server; `remote_name` is the server's name for it (before any prefix)."""
+    """One tool of an MCP server; `remote_name` is the server's name for it (before any prefix).
+
+    `requires_approval` (True/False or `(ctx, args) -> bool`) comes from the server's
+    `requires_approval=`; `idempotent` from its `idempotent_tools=` or the tool's annotations.
+    """
 
     def __init__(
-        self, connection: Connection, remote_name: str, name: str, description: str, schema: Any
+        self,
+        connection: Connection,
+        remote_name: str,
+        name: str,
+        description: str,
+        schema: Any,
+        *,
+        requires_approval: ApprovalRule = False,
+        idempotent: bool = False,
     ) -> None:
         # Tool's own __init__ builds a pydantic model from a signature; here the server's schema rules.
         self.name = name
+        self.requires_approval = requires_approval
+        self.idempotent = idempotent
         self.remote_name = remote_name
         self.description = description
         self.parameters = tool_schema(schema if isinstance(schema, Mapping) else None)

@@ -21,7 +21,7 @@ from agnt5.errors import (
     MCPTimeoutError,
 )
 from agnt5.mcp._connection import excerpt
-from agnt5.mcp._server import MCPServer, string_map
+from agnt5.mcp._server import MCPServer, ServerApprovalRule, string_map
 
 if TYPE_CHECKING:
     from agnt5.mcp._connection import Connection
@@ -33,8 +33,8 @@ _STAND_INS = ("Server returned an error response", "Session terminated", "Not Fo
 class MCPServerHTTP(MCPServer):
     """An MCP server at `url` (streamable HTTP): `MCPServerHTTP("https://host/mcp", headers={...})`.
 
-    See `MCPServer` for `tool_prefix`, `allowed_tools`, `timeout` and `connect_timeout`; `name`
-    names the server in errors (default: the URL without credentials and query).
+    See `MCPServer` for `tool_prefix`, `allowed_tools`, `timeout`, `connect_timeout`,
+    `requires_approval` and `idempotent_tools`; `name` names the server in errors (default: the URL without credentials and query).
     """
 
     def __init__(
@@ -47,6 +47,8 @@ class MCPServerHTTP(MCPServer):
         allowed_tools: Iterable[str] | None = None,
         timeout: float | None = 60.0,
         connect_timeout: float | None = 30.0,
+        requires_approval: ServerApprovalRule = False,
+        idempotent_tools: Iterable[str] | None = None,
     ) -> None:
         if (
             not isinstance(url, str)
@@ -61,6 +63,8 @@ class MCPServerHTTP(MCPServer):
             allowed_tools=allowed_tools,
             timeout=timeout,
             connect_timeout=connect_timeout,
+            requires_approval=requires_approval,
+            idempotent_tools=idempotent_tools,
         )
         self.url = url
         self._headers = headers_given

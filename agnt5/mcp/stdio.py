@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from agnt5.errors import InvalidInputError, InvalidTypeError, MCPConnectionLostError, MCPError, MCPStartError
 from agnt5.mcp._connection import excerpt
-from agnt5.mcp._server import MCPServer, string_map
+from agnt5.mcp._server import MCPServer, ServerApprovalRule, string_map
 
 if TYPE_CHECKING:
     from agnt5.mcp._connection import Connection
@@ -52,7 +52,7 @@ class MCPServerStdio(MCPServer):
     passes this process's whole environment instead (API keys included). `cwd` is the working
     directory. `stderr` (a file with a fileno) receives the server's logs; by default they are
     kept aside and quoted in errors. See `MCPServer` for `tool_prefix`, `allowed_tools`,
-    `timeout` and `connect_timeout`; `name` names the server in errors (default: the command).
+    `timeout`, `connect_timeout`, `requires_approval` and `idempotent_tools`; `name` names the server in errors (default: the command).
     """
 
     def __init__(
@@ -67,6 +67,8 @@ class MCPServerStdio(MCPServer):
         allowed_tools: Iterable[str] | None = None,
         timeout: float | None = 60.0,
         connect_timeout: float | None = 30.0,
+        requires_approval: ServerApprovalRule = False,
+        idempotent_tools: Iterable[str] | None = None,
         inherit_env: bool = False,
         stderr: TextIO | None = None,
     ) -> None:
@@ -79,6 +81,8 @@ class MCPServerStdio(MCPServer):
             allowed_tools=allowed_tools,
             timeout=timeout,
             connect_timeout=connect_timeout,
+            requires_approval=requires_approval,
+            idempotent_tools=idempotent_tools,
         )
         self.command = command
         self.args = _strings(args, "args")

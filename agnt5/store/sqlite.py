@@ -372,13 +372,7 @@ class SqliteStore:
     # entity key/values ------------------------------------------------------------------------
 
     async def kv_get(self, namespace: str, key: str) -> tuple[Any, int] | None:
-        def run(conn: sqlite3.Connection) -> tuple[Any, int] | None:
-            row = conn.execute(
-                "SELECT value, version FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
-            ).fetchone()
-            return None if row is None else (json.loads(row[0]), row[1])
-
-        return await self._call(run)
+        return await self._call(lambda conn: _kv_get(conn, namespace, key))
 
     async def kv_set(self, namespace: str, key: str, value: Any) -> None:
         encoded = _encode_kv(namespace, key, value)
@@ -611,13 +605,16 @@ class SqliteStore:
     async def read_and_append(
         self,
         session_id: str,
-        plan: Callable[[SessionHeader | None, list[Message]], tuple[SessionHeader, bool, bool]],
+        plan: Callable[[SessionHeader | None, list[Message], tuple[Any, int] | None], tuple[SessionHeader, bool, bool]],
         messages: Sequence[NewMessage],
         events: Sequence[NewEvent],
+        kv: tuple[str, str] | None = None,
     ) -> tuple[SessionHeader, list[Message], list[Message] | None]:
         """Read the session's header and active messages, then — in the same transaction, one
         trip to the database thread — append `messages` and `events` after them if `plan`
-        says so. `plan(stored header or None, history)`, run on the database thread, returns
+        says so. `plan(stored header or None, history, kv)` — `kv` the (value, version) of the
+        key/value `kv` names (namespace, key) read in the same transaction, or None — runs on the
+        database thread and returns
         (header to append under, whether to write that header, whether to append); what it
         raises is raised here, nothing written. Returns (that header, the history, the
         appended messages or None)."""
@@ -630,7 +627,8 @@ class SqliteStore:
             with _transaction(conn):  # the write lock first: nothing lands between read and append
                 stored = _get_session(conn, session_id)
                 history = [] if stored is None else _read_messages(conn, session_id, None, False)
-                header, write_header, append = plan(stored, history)
+                found = None if kv is None else _kv_get(conn, *kv)
+                header, write_header, append = plan(stored, history, found)
                 check_header(header)
                 if write_header:
                     _touch_session(conn, header, now)
@@ -1178,6 +1176,11 @@ def _delete_session(conn: sqlite3.Connection, session_id: str) -> bool:
 def _get_state(conn: sqlite3.Connection, scope: str, owner: str) -> dict[str, Any]:
     rows = conn.execute("SELECT key, value FROM state WHERE scope = ? AND owner = ?", (scope, owner))
     return {k: json.loads(v) for k, v in rows}
+
+
+def _kv_get(conn: sqlite3.Connection, namespace: str, key: str) -> tuple[Any, int] | None:
+    row = conn.execute("SELECT value, version FROM kv WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
+    return None if row is None else (json.loads(row[0]), row[1])
 
 
 def _encode_kv(namespace: str, key: str, value: Any) -> str:

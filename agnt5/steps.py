@@ -1,0 +1,143 @@
+"""One model turn's tool calls, run so that the run can be resumed: journalled as they go.
+
+`run_step` decides which calls wait for approval, writes the step to the session's journal
+(`agnt5.journal`) before any tool runs — unless every call is safe to repeat (idempotent tools,
+handoffs, the output tool) and none waits —, runs the others concurrently and records each
+result as it completes. The step's messages reach the history whole, through `Run.append_soon`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agnt5.approvals import needs_approval
+from agnt5.journal import AWAITING, DONE, RUNNING, STEP_KEY, CallRecord, Step
+from agnt5.models import ToolCall
+from agnt5.tools import Tool, ToolResult
+
+FINAL_RESULT_TOOL = "final_result"  # the tool of structured output (agnt5.agent)
+
+if TYPE_CHECKING:
+    from agnt5.agent import Agent
+    from agnt5.agent_run import Run
+
+Ran = tuple[ToolResult, float]  # a call's result and how long it took (seconds)
+OnResult = Callable[[ToolCall, ToolResult, float], Awaitable[None]]
+
+
+@dataclass
+class StepOutcome:
+    """What a step's calls gave: a result per call (None while it waits for a decision)."""
+
+    calls: list[ToolCall]
+    results: list[Ran | None]
+    step: Step | None  # None when nothing was journalled
+
+    @property
+    def waiting(self) -> bool:
+        return self.step is not None and bool(self.step.awaiting)
+
+    def ran(self) -> list[tuple[ToolCall, Ran]]:
+        return [(c, r) for c, r in zip(self.calls, self.results, strict=True) if r is not None]
+
+
+def is_idempotent(call: ToolCall, tools: Mapping[str, Tool], pure: set[str]) -> bool:
+    """Safe to run again: an idempotent tool, or no tool at all (handoffs, the output tool,
+    unknown names — those only produce a message)."""
+    if call.name in pure or call.name not in tools:
+        return True
+    return bool(getattr(tools[call.name], "idempotent", False))
+
+
+async def run_step(
+    agent: Agent[Any, Any],
+    run: Run,
+    assistant: dict[str, Any],
+    calls: Sequence[ToolCall],
+    handoffs: Mapping[str, Agent[Any, Any]],
+    tools: Sequence[Tool],
+) -> StepOutcome:
+    """Run the step's calls concurrently, journalled unless every call may safely run again."""
+    pure = {*handoffs, FINAL_RESULT_TOOL} if agent.output_type is not None else set(handoffs)
+    by_name = {t.name: t for t in tools}
+    waiting = set()
+    for call in calls:
+        if call.name not in pure and await needs_approval(by_name.get(call.name), run.ctx, call.arguments):
+            waiting.add(call.id)
+    idempotent = {c.id: is_idempotent(c, by_name, pure) for c in calls}
+    step: Step | None = None
+    if waiting or not all(idempotent.values()):
+        records = [
+            CallRecord(c.id, c.name, c.arguments, AWAITING if c.id in waiting else RUNNING, idempotent[c.id])
+            for c in calls
+        ]
+        step = Step(f"step_{os.urandom(8).hex()}", run.run_id, agent.name, assistant, records)
+        await run.journal.begin(step)
+        run.live(step.id)
+    runnable = [c for c in calls if c.id not in waiting]
+    recorder = Recorder(run, step, runnable, idempotent) if step is not None else None
+    try:
+        results = await agent._run_tools(run, runnable, handoffs, tools, recorder)
+    finally:
+        if recorder is not None:
+            await recorder.settle()
+    by_id = dict(zip([c.id for c in runnable], results, strict=True))
+    return StepOutcome(list(calls), [by_id.get(c.id) for c in calls], step)
+
+
+class Recorder:
+    """Journals a step's results as they complete. Results that complete together go in one
+    write, started a moment after the first; none is written when the step then goes to the
+    history anyway (all calls done, none waiting: that write carries them), nor for an idempotent
+    call (it may simply run again). Dropping a write only makes a crashed call "interrupted"."""
+
+    def __init__(
+        self, run: Run, step: Step, calls: Sequence[ToolCall], idempotent: Mapping[str, bool]
+    ) -> None:
+        self.run, self.step, self.idempotent = run, step, idempotent
+        self.left = len(calls)
+        self.unsaved: list[tuple[str, str, bool, float]] = []
+        self.flushing: asyncio.Future[None] | None = None
+
+    async def __call__(self, call: ToolCall, result: ToolResult, duration: float) -> None:
+        self.left -= 1
+        found = self.step.call(call.id)
+        if found is not None:
+            found.state, found.content, found.is_error = DONE, result.content, result.is_error
+            found.duration_ms = round(duration * 1000, 3)
+        if not self.idempotent[call.id]:
+            self.unsaved.append((call.id, result.content, result.is_error, round(duration * 1000, 3)))
+        if self.left and self.unsaved and self.flushing is None:
+            self.flushing = asyncio.ensure_future(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        for _ in range(3):  # let calls finishing at the same moment join this write
+            await asyncio.sleep(0)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        while self.unsaved and (self.left or self.step.awaiting):
+            batch, self.unsaved = self.unsaved, []
+            await self.run.journal.record(self.step.id, batch)
+        self.flushing = None
+
+    async def settle(self) -> None:
+        """After the calls: wait for (or skip) the pending write; a step that waits for a decision
+        has every result journalled before the run pauses."""
+        if self.flushing is not None:
+            await self.flushing
+        if self.step.awaiting and self.unsaved:
+            await self._flush()
+
+
+def step_meta(agent_name: str, step: Step | None) -> dict[str, Any]:
+    """The stored metadata of a step's assistant message: its agent and, if journalled, its step id
+    (which tells a later run the step reached the history)."""
+    return {"agent": agent_name} if step is None else {"agent": agent_name, STEP_KEY: step.id}
+
+
+__all__ = ["Recorder", "StepOutcome", "run_step", "step_meta"]
