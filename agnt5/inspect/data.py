@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agnt5.errors import InvalidInputError, SessionNotFoundError
+from agnt5.journal import NAMESPACE, decode, unfinished
 from agnt5.messages import Message
 from agnt5.session import Session
 from agnt5.store._rows import encode_cursor
@@ -174,6 +175,25 @@ def _owners(header: SessionHeader) -> list[tuple[str, str | None]]:
     return owners
 
 
+async def pending(store: Store, session_id: str, recent: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The session's tool calls waiting for approval (`agnt5.journal`), oldest first; `recent`
+    (the newest messages) tells which journalled steps already reached the history."""
+    found = await store.kv_get(NAMESPACE, session_id)
+    steps = unfinished(decode(None if found is None else found[0]), recent)
+    return [
+        {
+            "call_id": p.call_id,
+            "tool": p.tool,
+            "arguments": p.arguments,
+            "agent": p.agent,
+            "run_id": p.run_id,
+            "requested_at": p.requested_at.isoformat(),
+        }
+        for step in steps
+        for p in step.pending(session_id)
+    ]
+
+
 async def session(store: Store, session_id: str, *, limit: int = PAGE) -> dict[str, Any]:
     """A session's header, state by scope and newest messages: what the page paints first."""
     header = await _header(store, session_id)
@@ -184,6 +204,7 @@ async def session(store: Store, session_id: str, *, limit: int = PAGE) -> dict[s
     state["temp"] = None  # temp state lives in the process that set it: never stored
     return {
         "session": header_json(header),
+        "pending": await pending(store, session_id, page["messages"]),
         "state": state,
         "messages": page["messages"],
         "older": page["more"],
@@ -388,8 +409,10 @@ async def poll(
     every = await cache.read(trails, session_id)
     new_events = every[bisect.bisect_right(every, after_event, key=lambda e: e.id) :]
     last = new_events[-1] if new_events else None
+    recent = await _page(store, session_id, None, None, 50)
     return {
         "session": header_json(header),
+        "pending": await pending(store, session_id, [message_json(m) for m in recent]),
         "messages": [message_json(m) for m in rows],
         "events": [event_json(e) for e in new_events if e.type != "message_appended"],
         "last_event": None if last is None else {"id": last.id, "ts": last.timestamp.timestamp()},

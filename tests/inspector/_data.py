@@ -123,3 +123,31 @@ def wait_until(predicate: Any, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.05)
+
+
+PAUSED_ID = "paused-refund"
+
+
+def refund_agent(ran: list[str]) -> Any:
+    """An agent whose refund above 100 waits for approval (agnt5.approvals)."""
+    from agnt5 import Agent, tool
+    from agnt5.testing.function_model import FunctionModel
+
+    @tool(requires_approval=lambda ctx, args: args["amount"] > 100)
+    def refund(order: str, amount: int) -> str:
+        """Refund an order."""
+        ran.append(order)
+        return f"refunded {amount} on {order}"
+
+    def script(messages: list[dict[str, Any]], info: Any) -> Any:
+        if messages[-1]["role"] == "user":
+            return FunctionModel.tool_call("refund", {"order": "o-<b>1</b>", "amount": 250})
+        return f"Done: {messages[-1]['content']}"
+
+    return Agent("billing", model=FunctionModel(script), tools=[refund])
+
+
+async def write_paused(store: Store) -> str:
+    """A session whose refund waits for approval; returns the waiting call's id."""
+    result = await refund_agent([]).run("Refund o-1", session=Session(PAUSED_ID, store=store))
+    return str(result.pending[0].call_id)

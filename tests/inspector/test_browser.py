@@ -197,3 +197,33 @@ def test_an_unknown_session_says_so(page: Any, server: LiveServer) -> None:
     page.wait_for_selector("#timeline .error")
     assert page.locator("#title").inner_text() == "Session not found"
     assert "no session with id 'no-such-session'" in page.locator("#timeline .error").inner_text()
+
+
+def test_a_paused_run_shows_its_waiting_call_until_it_is_approved(
+    page: Any, server: LiveServer, db_url: str
+) -> None:
+    call_id = _data.run(_with_store(db_url, _data.write_paused))
+    page.goto(f"{server.base}/session?id={_data.PAUSED_ID}")
+    page.wait_for_selector("#approvals:not([hidden]) .pending")
+    row = page.locator(f"#approvals .pending[data-call='{call_id}']")
+    assert row.locator("b").inner_text() == "refund"
+    assert '"order":"o-<b>1</b>"' in row.locator("code").inner_text()  # arguments shown as text
+    assert "billing" in row.inner_text()
+    screenshot(page, "session_pending_approval")
+
+    async def approve(store: Any) -> None:
+        agent = _data.refund_agent([])
+        await agent.run(None, session=Session(_data.PAUSED_ID, store=store), approvals={call_id: True})
+
+    _data.run(_with_store(db_url, approve))
+    page.wait_for_selector("#approvals[hidden]", state="attached", timeout=10_000)
+    page.wait_for_selector("#timeline .msg:has-text('Done: refunded 250')", timeout=10_000)
+    assert page.errors == []
+
+
+async def _with_store(url: str, fn: Any) -> Any:
+    store = open_store(url)
+    try:
+        return await fn(store)
+    finally:
+        await store.close()

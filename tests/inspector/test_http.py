@@ -342,3 +342,25 @@ async def test_postgresql(pg_env: StoreEnv) -> None:
         assert [m["seq"] for m in older["messages"]] == [3, 4] and older["more"] is True
         assert activity["prunes"][0]["strategy"] == "keep_last_2" and activity["prunes"][0]["removed"] == 4
         assert json.loads(bodies[8])["status"] == 404
+
+
+async def test_the_session_and_poll_endpoints_list_calls_waiting_for_approval(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'paused.db'}"
+    store = open_store(url)
+    try:
+        call_id = await _data.write_paused(store)
+        await Session("plain", store=store).send_message({"role": "user", "content": "hi"})
+        async for client in _client(url):
+            body = (await client.get("/api/session", params={"id": _data.PAUSED_ID})).json()
+            [waiting] = body["pending"]
+            assert (waiting["call_id"], waiting["tool"], waiting["agent"]) == (call_id, "refund", "billing")
+            assert waiting["arguments"] == {"order": "o-<b>1</b>", "amount": 250}
+            assert (await client.get("/api/session", params={"id": "plain"})).json()["pending"] == []
+            await _data.refund_agent([]).run(
+                None, session=Session(_data.PAUSED_ID, store=store), approvals={call_id: True}
+            )
+            params = {"id": _data.PAUSED_ID, "after": 0, "after_event": 0}
+            polled = (await client.get("/api/session/poll", params=params)).json()
+            assert polled["pending"] == []
+    finally:
+        await store.close()

@@ -165,6 +165,16 @@
     ].filter(Boolean));
   }
 
+  function showPending(calls) {
+    const box = document.getElementById("approvals");
+    box.hidden = !calls.length;
+    document.getElementById("approvals-list").replaceChildren(...calls.map((c) =>
+      el("div", {class: "pending", "data-call": c.call_id},
+        el("b", {text: c.tool}), " ",
+        el("code", {text: json(c.arguments, 0)}),
+        el("span", {class: "muted", text: ` · ${c.agent} · asked ${when(c.requested_at)} · call ${c.call_id}`}))));
+  }
+
   function showState(state) {
     const box = document.getElementById("state");
     box.replaceChildren();
@@ -292,6 +302,7 @@
     try {
       const p = await api("/api/session/poll", {id, after: lastSeq, after_event: lastEvent.id});
       header = p.session;
+      showPending(p.pending);
       if (p.last_event) lastEvent = p.last_event;
       if (p.reload) {
         await reload();
@@ -313,6 +324,7 @@
     const s = await api("/api/session", {id});
     header = s.session;
     showOverview(s.session, null);
+    showPending(s.pending);
     showState(s.state);
     showTimeline(s.messages, s.older);
     await Promise.all([loadActivity(), loadEvents()]);
@@ -332,6 +344,7 @@
       header = s.session;
       document.getElementById("store").textContent = s.store;
       showOverview(s.session, null);
+      showPending(s.pending);
       showTimeline(s.messages, s.older);
       showState(s.state);
     } catch (error) {
