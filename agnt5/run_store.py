@@ -264,6 +264,25 @@ class RunStore:
     async def memory_vectors(self, namespace: str) -> MemoryVectors:
         self._unavailable("Memory")
 
+    async def read_messages_page(
+        self,
+        session_id: str,
+        *,
+        before_seq: int | None,
+        after_seq: int | None,
+        limit: int,
+        include_pruned: bool,
+    ) -> list[Message]:
+        """As SqliteStore.read_messages_page (history in seq order)."""
+        merged = self.read_messages_sync(session_id, None, include_pruned)
+        if before_seq is not None:
+            chosen = [m for m in merged if m.seq < before_seq][-limit:] if limit > 0 else []
+        elif after_seq is not None:
+            chosen = [m for m in merged if m.seq > after_seq][:limit]
+        else:
+            chosen = merged[-limit:] if limit > 0 else []
+        return chosen
+
 
 def _clone(value: Any) -> Any:
     """A copy of JSON data (dicts, lists, scalars), as reading it back from a database gives."""

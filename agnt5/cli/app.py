@@ -10,6 +10,7 @@ from typing import TextIO
 
 from agnt5.cli import sessions
 from agnt5.cli.errors import EPILOG, EXIT_OK, EXIT_USAGE, exit_code
+from agnt5.inspect import command as inspect_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "./agnt5-demo-cassette.json to record)",
     )
     sessions.add_parsers(commands, common)
+    inspect_command.add_parser(commands, common)
     return parser
 
 
@@ -86,6 +88,8 @@ async def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.cassette:
             options.cassette = args.cassette
         return await run_demo(options)
+    if args.command == "inspect":
+        return await inspect_command.run_inspect(args, url, out)
     from agnt5.config import database_url
     from agnt5.errors import DatabaseNotFoundError
     from agnt5.store.url import open_store

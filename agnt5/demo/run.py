@@ -23,7 +23,7 @@ from agnt5.demo.context import APP, EMBEDDING_MODEL, MODEL, Demo
 from agnt5.demo.loading import load_litellm
 from agnt5.errors import CassetteError, ConfigurationError
 from agnt5.providers import profile_for
-from agnt5.store.url import open_store
+from agnt5.store.url import mask_credentials, open_store
 from agnt5.testing.cassette import CASSETTE_ENV, Cassette
 
 if TYPE_CHECKING:
@@ -180,6 +180,7 @@ def _footer(demo: Demo, cassette: Cassette | None, elapsed: float) -> None:
     demo.say(f"  agnt5 sessions show {demo.session_id('support')}")
     demo.say(f"  agnt5 sessions show {demo.session_id('backlog')} --include-pruned --limit 20")
     demo.say(f"  agnt5 sessions export {demo.session_id('support')} --format jsonl")
+    demo.say(f"look at it in a browser: agnt5 inspect --database-url {mask_credentials(demo.store.url)}")
 
 
 async def tour(demo: Demo) -> None:

@@ -383,4 +383,26 @@ class SyncStore(Store, Protocol):
     ) -> list[Message]: ...
 
 
+@runtime_checkable
+class PagedMessages(Protocol):
+    """A store that pages through a long history around a message (agnt5 inspect's timeline).
+
+    Separate from Store, so a store of one's own need not implement it (inspect then reads the
+    whole history)."""
+
+    async def read_messages_page(
+        self,
+        session_id: str,
+        *,
+        before_seq: int | None,
+        after_seq: int | None,
+        limit: int,
+        include_pruned: bool,
+    ) -> list[Message]:
+        """Up to `limit` messages, oldest first: the newest ones placed before message
+        `before_seq`, else the oldest ones after message `after_seq` (0: from the start), else
+        the newest ones; [] when the anchor message does not exist."""
+        ...
+
+
 UpdateFn = Callable[[Any], Any] | Callable[[Any], Awaitable[Any]]

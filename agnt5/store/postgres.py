@@ -941,6 +941,47 @@ class PostgresStore:
 
         return await self._write(run, "applying a prune")
 
+    # paging through a long history (agnt5 inspect) ----------------------------------------------
+
+    async def read_messages_page(
+        self,
+        session_id: str,
+        *,
+        before_seq: int | None,
+        after_seq: int | None,
+        limit: int,
+        include_pruned: bool,
+    ) -> list[Message]:
+        """Up to `limit` messages placed before (the newest such) or after (the oldest such) the
+        message `before_seq` / `after_seq`, oldest first; `after_seq=0` starts at the beginning."""
+        limit = clamp(limit)
+        anchor_seq = before_seq if before_seq is not None else after_seq
+        newer = before_seq is None and after_seq is not None
+        where = "session_id = $1 AND pos " + (">" if newer else "<") + " $2"
+        sql = f"SELECT pos, seq, tokens, entry, NULL AS pruned_by FROM messages WHERE {where}"
+        if include_pruned:
+            sql += f" UNION ALL SELECT pos, seq, tokens, entry, pruned_by FROM pruned_messages WHERE {where}"
+        sql += " ORDER BY pos" + ("" if newer else " DESC") + " LIMIT $3"
+
+        async def run(conn: asyncpg.Connection) -> list[Message]:
+            pos = float("inf") if anchor_seq is None else float("-inf")
+            if anchor_seq is not None and (anchor_seq > 0 or before_seq is not None):
+                found = await conn.fetchval(
+                    "SELECT pos FROM messages WHERE session_id = $1 AND seq = $2 UNION ALL "
+                    "SELECT pos FROM pruned_messages WHERE session_id = $1 AND seq = $2 LIMIT 1",
+                    session_id,
+                    min(max(anchor_seq, 0), MAX_INT),
+                )
+                if found is None:
+                    return []
+                pos = float(found)
+            rows = list(await conn.fetch(sql, session_id, pos, limit))
+            if not newer:
+                rows.reverse()
+            return [_message(r[3], r[1], r[2], r[4]) for r in rows]
+
+        return await self._read(run, "reading messages")
+
 
 # --- SQL -----------------------------------------------------------------------------------------
 

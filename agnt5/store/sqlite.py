@@ -873,6 +873,26 @@ class SqliteStore:
 
         return await self._call(run)
 
+    # paging through a long history (agnt5 inspect) ----------------------------------------------
+
+    async def read_messages_page(
+        self,
+        session_id: str,
+        *,
+        before_seq: int | None,
+        after_seq: int | None,
+        limit: int,
+        include_pruned: bool,
+    ) -> list[Message]:
+        """Up to `limit` messages placed before (the newest such) or after (the oldest such) the
+        message `before_seq` / `after_seq`, oldest first; `after_seq=0` starts at the beginning."""
+        limit = clamp(limit)
+
+        def run(conn: sqlite3.Connection) -> list[Message]:
+            return _read_messages_page(conn, session_id, before_seq, after_seq, limit, include_pruned)
+
+        return await self._call(run)
+
 
 # --- SQL helpers, run on the connection thread ----------------------------------------------------
 
@@ -1290,3 +1310,39 @@ def _memory_put(
     except _MemoryConflict:
         return MemoryWriteResult(_memory_version(conn, namespace), conflicts)
     return MemoryWriteResult(version)
+
+
+def _read_messages_page(
+    conn: sqlite3.Connection,
+    session_id: str,
+    before_seq: int | None,
+    after_seq: int | None,
+    limit: int,
+    include_pruned: bool,
+) -> list[Message]:
+    anchor_seq = before_seq if before_seq is not None else after_seq
+    pos: float = float("-inf")
+    if anchor_seq is None:
+        pos = float("inf")
+    elif anchor_seq > 0 or before_seq is not None:
+        row = conn.execute(
+            "SELECT pos FROM messages WHERE session_id = :id AND seq = :seq UNION ALL "
+            "SELECT pos FROM pruned_messages WHERE session_id = :id AND seq = :seq LIMIT 1",
+            {"id": session_id, "seq": min(max(anchor_seq, 0), MAX_INT)},
+        ).fetchone()
+        if row is None:
+            return []
+        pos = float(row[0])
+    newer = before_seq is None and after_seq is not None
+    where = "session_id = :id AND pos " + (">" if newer else "<") + " :pos"
+    sql = f"SELECT pos, seq, tokens, entry, NULL FROM messages WHERE {where}"
+    if include_pruned:
+        sql += f" UNION ALL SELECT pos, seq, tokens, entry, pruned_by FROM pruned_messages WHERE {where}"
+    sql += " ORDER BY pos" + ("" if newer else " DESC") + " LIMIT :limit"
+    rows = conn.execute(sql, {"id": session_id, "pos": pos, "limit": limit}).fetchall()
+    if not newer:
+        rows.reverse()
+    return [
+        tombstone(loads(r[3]), r[1], r[2], r[4]) if r[4] else stored_message(loads(r[3]), r[1], r[2])
+        for r in rows
+    ]
