@@ -131,7 +131,9 @@ async def test_pending_calls_are_answered_before_the_input(store: SqliteStore) -
 
 
 def _plan(append: bool, header: SessionHeader | None = None, fail: bool = False) -> Any:
-    def plan(stored: SessionHeader | None, history: Sequence[Message], kv: Any) -> tuple[SessionHeader, bool, bool]:
+    def plan(
+        stored: SessionHeader | None, history: Sequence[Message], kv: Any
+    ) -> tuple[SessionHeader, bool, bool]:
         if fail:
             raise InvalidInputError("refused by the plan")
         return header or stored or SessionHeader("s"), False, append

@@ -605,7 +605,9 @@ class SqliteStore:
     async def read_and_append(
         self,
         session_id: str,
-        plan: Callable[[SessionHeader | None, list[Message], tuple[Any, int] | None], tuple[SessionHeader, bool, bool]],
+        plan: Callable[
+            [SessionHeader | None, list[Message], tuple[Any, int] | None], tuple[SessionHeader, bool, bool]
+        ],
         messages: Sequence[NewMessage],
         events: Sequence[NewEvent],
         kv: tuple[str, str] | None = None,
@@ -1179,7 +1181,9 @@ def _get_state(conn: sqlite3.Connection, scope: str, owner: str) -> dict[str, An
 
 
 def _kv_get(conn: sqlite3.Connection, namespace: str, key: str) -> tuple[Any, int] | None:
-    row = conn.execute("SELECT value, version FROM kv WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
+    row = conn.execute(
+        "SELECT value, version FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
+    ).fetchone()
     return None if row is None else (json.loads(row[0]), row[1])
 
 
