@@ -696,15 +696,22 @@ class SqliteStore:
 
         def run(conn: sqlite3.Connection) -> tuple[SessionHeader, list[Message], int | None]:
             with _transaction(conn):  # the write lock first: nothing lands between read and append
-                stored = _get_session(conn, session_id)
+                row = conn.execute(counters.HEADER_AND_COUNTERS, (session_id,)).fetchone()
+                stored = None if row is None else header_from_row(row)
                 history = [] if stored is None else _read_messages(conn, session_id, None, False)
                 header, write_header, append = plan(stored, history)
                 check_header(header)
-                if write_header:
+                if write_header or (stored is None and append):
                     _touch_session(conn, header, now)
                 if not append:
                     return header, history, None
-                seq, updated_at = _insert_append(conn, header, now, rows, encoded)
+                if stored is None:  # created just now: its numbers are known
+                    next_ = counters.created(now)
+                else:
+                    next_ = counters.Counters(*row[counters.HEADER_COLUMNS :])
+                    if write_header:
+                        next_ = next_._replace(updated_at=now)
+                seq, updated_at = _insert_append(conn, header, now, rows, encoded, next_)
             self._remember(session_id, seq + len(rows), updated_at)
             return header, history, seq
 
@@ -1143,10 +1150,16 @@ def _counters(conn: sqlite3.Connection, header: SessionHeader, now: float) -> co
     found = counters.read(conn, header.id)
     if found is None:
         _touch_session(conn, header, now)
-        found = counters.read(conn, header.id)
-        assert found is not None
-    elif now - found.updated_at >= _TOUCH_INTERVAL:
-        conn.execute(_TOUCH, (now, header.id))
+        return counters.created(now)
+    return _touched(conn, header.id, found, now)
+
+
+def _touched(
+    conn: sqlite3.Connection, session_id: str, found: counters.Counters, now: float
+) -> counters.Counters:
+    """`found`, after moving the session's update time if that is a second or more behind `now`."""
+    if now - found.updated_at >= _TOUCH_INTERVAL:
+        conn.execute(_TOUCH, (now, session_id))
         return found._replace(updated_at=now)
     return found
 
@@ -1163,11 +1176,12 @@ def _insert_append(
     now: float,
     rows: Sequence[tuple[int, str]],
     events: Sequence[tuple[str, str]],
+    known: counters.Counters | None = None,
 ) -> tuple[int, float]:
-    """Number and insert encoded messages and events; returns the first seq and the session's
-    update time."""
+    """Number and insert encoded messages and events (after `known` counters, as read in this
+    transaction, else read here); returns the first seq and the session's update time."""
     sid = header.id
-    next_ = _counters(conn, header, now)
+    next_ = _counters(conn, header, now) if known is None else _touched(conn, sid, known, now)
     seq, event_id = next_.next_seq, next_.next_event
     _insert_rows(
         conn,

@@ -144,3 +144,33 @@ async def test_threads_and_the_loop_never_share_the_connection_at_once(memory_st
     assert errors == []
     assert [m.seq for m in await memory_store.read_messages("shared", None, False)] == list(range(1, 402))
     assert len(await memory_store.get_state("session", "shared")) == 300
+
+
+@pytest.mark.parametrize("where", ["memory", "file"])
+async def test_read_and_append_numbers_after_what_is_stored(where: str, tmp_path: Path) -> None:
+    """The combined read numbers a new session from the start and an existing one after its
+    messages and events, also when the header is rewritten in the same transaction."""
+    store = SqliteStore(":memory:" if where == "memory" else tmp_path / "s.db")
+
+    def plan(write: bool) -> Any:
+        def decide(stored: SessionHeader | None, history: list[Any]) -> tuple[SessionHeader, bool, bool]:
+            return SessionHeader("s", metadata={"n": len(history)}), write, True
+
+        return decide
+
+    try:
+        tick = [NewEvent("tick", {})]
+        _, history, first = await store.read_and_append("s", plan(False), [msg(1)], tick)
+        assert history == [] and first is not None and [m.seq for m in first] == [1]
+        await store.append_events(SessionHeader("s"), tick)
+        _, history, second = await store.read_and_append("s", plan(True), [msg(2), msg(3)], tick)
+        assert [m.seq for m in history] == [1]
+        assert second is not None and [m.seq for m in second] == [2, 3]
+        assert (await store.get_session("s")).metadata == {"n": 1}  # type: ignore[union-attr]
+        await store.append_messages(SessionHeader("s", metadata={"n": 1}), [msg(4)], tick)
+        events = await store.read_events("s", None, None)
+        assert [e.id for e in events] == list(range(1, len(events) + 1))
+        assert [e.type for e in events].count("tick") == 4
+        assert [m.seq for m in await store.read_messages("s", None, False)] == [1, 2, 3, 4]
+    finally:
+        await store.close()
