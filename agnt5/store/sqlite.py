@@ -183,14 +183,13 @@ class _Connection(aiosqlite.Connection):
         conn = self._conn
         if self._take_idle():
             try:
-                result = fn(conn)
+                answer = fn(conn)
             finally:
                 self._use.release()
             await asyncio.sleep(0)  # still a point where other tasks run, as a trip would be
-            return result
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._hand_over(future, lambda: fn(conn))
-        return await future
+            return answer
+        result: T = await self._execute(fn, conn)  # refused once the thread is stopping
+        return result
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """aiosqlite's own work (its close) is counted and serialised like ours."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agnt5.errors import StoreError
 from agnt5.store.base import NewEvent, NewMessage, SessionHeader, StateWrite
 from agnt5.store.sqlite import SqliteStore
 
@@ -174,3 +175,20 @@ async def test_read_and_append_numbers_after_what_is_stored(where: str, tmp_path
         assert [m.seq for m in await store.read_messages("s", None, False)] == [1, 2, 3, 4]
     finally:
         await store.close()
+
+
+async def test_a_call_after_the_thread_was_stopped_fails_instead_of_waiting(
+    memory_store: SqliteStore,
+) -> None:
+    """A stop from another thread (close_sync) while a call is on its way: the call is refused
+    (typed), never queued behind the stop where nothing would answer it."""
+    await memory_store.kv_set("ns", "k", 1)
+    db = memory_store._database()
+    release = threading.Event()
+    db.enqueue(lambda conn: release.wait(BOUND))  # the thread is busy: no inline call
+    stopping = asyncio.get_running_loop().run_in_executor(None, db.stop_and_join)
+    await asyncio.sleep(0.05)
+    with pytest.raises(StoreError, match="closed"):
+        await asyncio.wait_for(memory_store.kv_get("ns", "k"), BOUND)
+    release.set()
+    await stopping
