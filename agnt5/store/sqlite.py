@@ -2,7 +2,9 @@
 
 All work for one store runs on aiosqlite's single connection thread, each operation as one
 function in one trip (statements and commit together). Concurrent appends are group-committed:
-whatever queued while the thread was busy goes into the next transaction. Several processes can
+whatever queued while the thread was busy goes into the next transaction. A private in-memory
+database (no file, no other connection, nothing to wait for) runs an operation on the caller's
+thread instead when its thread is idle: the trip would cost more than the SQL. Several processes can
 share a file: transactions start with BEGIN IMMEDIATE and wait up to `busy_timeout` for the lock.
 State calls also have a synchronous form, which runs on the same thread and waits for it.
 """
@@ -294,7 +296,7 @@ class SqliteStore:
         self._db: _Connection | None = None
         self._open_lock = threading.Lock()
         self._appends: collections.deque[_AppendJob] = collections.deque()
-        # Per session appended to from here (database thread only): the seq its next append should
+        # Per session appended to from here (whoever holds the connection): the seq its next append should
         # take (a hint the database checks) and its update time as last seen.
         self._recent: dict[str, tuple[int, float]] = {}
         self._closed = False
