@@ -58,6 +58,16 @@ SESSION_COLUMNS_SQL = SESSION_COLUMNS.replace(
     "active_count", f"active_count + {_next_seq('next_seq', 'sessions.id')} - next_seq"
 )
 
+# A session's header (SESSION_COLUMNS_SQL) and then its counters (Counters), in one statement.
+HEADER_AND_COUNTERS = f"""
+SELECT {SESSION_COLUMNS_SQL}, {_next_seq("next_seq", "?1")}, {_next_event("next_event", "?1")}, updated_at, next_seq
+FROM sessions WHERE id = ?1
+"""
+HEADER_COLUMNS = SESSION_COLUMNS.count(",") + 1
+
+# What a session row just created holds (the schema's defaults), with no message or event yet.
+NEW_SESSION_SEQ = NEW_SESSION_EVENT = 1
+
 
 class Counters(NamedTuple):
     """The next free numbers of a session, as the database stands."""
@@ -66,6 +76,11 @@ class Counters(NamedTuple):
     next_event: int
     updated_at: float
     floor_seq: int  # the settled next_seq in the session row
+
+
+def created(now: float) -> Counters:
+    """The counters of a session created at `now` in the current transaction (it was absent)."""
+    return Counters(NEW_SESSION_SEQ, NEW_SESSION_EVENT, now, NEW_SESSION_SEQ)
 
 
 def read(conn: sqlite3.Connection, session_id: str) -> Counters | None:

@@ -2,7 +2,9 @@
 
 All work for one store runs on aiosqlite's single connection thread, each operation as one
 function in one trip (statements and commit together). Concurrent appends are group-committed:
-whatever queued while the thread was busy goes into the next transaction. Several processes can
+whatever queued while the thread was busy goes into the next transaction. A private in-memory
+database (no file, no other connection, nothing to wait for) runs an operation on the caller's
+thread instead when its thread is idle: the trip would cost more than the SQL. Several processes can
 share a file: transactions start with BEGIN IMMEDIATE and wait up to `busy_timeout` for the lock.
 State calls also have a synchronous form, which runs on the same thread and waits for it.
 """
@@ -10,6 +12,7 @@ State calls also have a synchronous form, which runs on the same thread and wait
 from __future__ import annotations
 
 import asyncio
+import asyncio.events as asyncio_events
 import collections
 import concurrent.futures
 import functools
@@ -84,20 +87,57 @@ BUSY_TIMEOUT_MS = 30_000
 
 
 class _Connection(aiosqlite.Connection):
-    """aiosqlite's connection, plus running whole functions on its thread, awaited or synchronously."""
+    """aiosqlite's connection, plus running whole functions on its thread, awaited or synchronously.
 
-    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
+    With `inline`, a function handed over while the thread has nothing queued or running runs
+    on the calling thread instead: a hand-off to the thread and back costs more than a small
+    query (and under a busy GIL, several times more). `_use` keeps the connection to one thread
+    at a time, and `_queued` (the jobs handed to the thread and not yet finished) keeps order:
+    nothing runs inline ahead of work queued before it.
+    """
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], *, inline: bool = False) -> None:
         super().__init__(connector, iter_chunk_size=64)
         # A store left open must not keep the interpreter alive at exit; every write is
         # committed before its call returns, so stopping the thread loses nothing.
         self._thread.daemon = True
+        self._inline = inline
+        self._use = threading.RLock()  # held by whichever thread runs statements
+        self._count = threading.Lock()
+        self._queued = 0
+
+    def _hand_over(self, future: asyncio.Future[Any] | None, fn: Callable[[], Any]) -> None:
+        """Queue `fn` on the connection thread (every job goes through here, so it is counted)."""
+
+        def job() -> Any:
+            try:
+                with self._use:
+                    return fn()
+            finally:
+                with self._count:
+                    self._queued -= 1
+
+        with self._count:
+            self._queued += 1
+        self._tx.put_nowait((future, job))
+
+    def _take_idle(self) -> bool:
+        """Take the connection for the calling thread if inline work is allowed and the
+        connection thread has nothing queued or running (then release `_use`)."""
+        if not self._inline or self._queued or not self._running or self._connection is None:
+            return False
+        return self._use.acquire(blocking=False)
+
+    def _holds(self) -> bool:
+        """Whether the calling thread holds the connection (a nested call then runs directly)."""
+        return bool(self._use._is_owned())  # type: ignore[attr-defined]
 
     def open_sync(self) -> None:
         self._thread.start()
         self._connection = self._submit(lambda: self._connector())
 
     def _submit(self, fn: Callable[[], T]) -> T:
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() is self._thread or (self._inline and self._holds()):
             return fn()
         done: concurrent.futures.Future[T] = concurrent.futures.Future()
 
@@ -107,7 +147,7 @@ class _Connection(aiosqlite.Connection):
             except BaseException as exc:  # handed to the waiting caller
                 done.set_exception(exc)
 
-        self._tx.put_nowait((None, job))
+        self._hand_over(None, job)
         return done.result()
 
     def stop_and_join(self) -> None:
@@ -121,22 +161,45 @@ class _Connection(aiosqlite.Connection):
                 self._connection = None
             return aiosqlite.core._STOP_RUNNING_SENTINEL
 
-        self._tx.put_nowait((None, close_and_stop))
+        self._hand_over(None, close_and_stop)
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join()
 
-    def enqueue(self, fn: Callable[[sqlite3.Connection], None]) -> None:
-        """Queue `fn` on the connection thread without waiting (it reports its own results)."""
+    def enqueue(self, fn: Callable[[sqlite3.Connection], None], *, inline: bool = False) -> None:
+        """Run `fn` without waiting for it (it reports its own results): queued on the thread,
+        or with `inline` at once on this one if the thread is idle."""
         conn = self._conn
-        self._tx.put_nowait((None, lambda: fn(conn)))
+        if inline and self._take_idle():
+            try:
+                fn(conn)
+            finally:
+                self._use.release()
+            return
+        self._hand_over(None, lambda: fn(conn))
 
     def call_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
         return self._submit(lambda: fn(conn))
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        result: T = await self._execute(fn, self._conn)  # type: ignore[no-untyped-call]
+        conn = self._conn
+        if self._take_idle():
+            try:
+                answer = fn(conn)
+            finally:
+                self._use.release()
+            await asyncio.sleep(0)  # still a point where other tasks run, as a trip would be
+            return answer
+        result: T = await self._execute(fn, conn)  # refused once the thread is stopping
         return result
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """aiosqlite's own work (its close) is counted and serialised like ours."""
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._hand_over(future, functools.partial(fn, *args, **kwargs))
+        return await future
 
 
 @dataclass(slots=True)
@@ -155,8 +218,12 @@ class _AppendJob:
         if self.settled:
             return
         self.settled = True
+        loop = self.future.get_loop()
+        if asyncio_events._get_running_loop() is loop:  # appended inline, on the caller's loop
+            _settle_future(self.future, first_seq, error)
+            return
         try:
-            self.future.get_loop().call_soon_threadsafe(_settle_future, self.future, first_seq, error)
+            loop.call_soon_threadsafe(_settle_future, self.future, first_seq, error)
         except RuntimeError:  # its event loop is closed: nobody is waiting any more
             pass
 
@@ -229,7 +296,7 @@ class SqliteStore:
         self._db: _Connection | None = None
         self._open_lock = threading.Lock()
         self._appends: collections.deque[_AppendJob] = collections.deque()
-        # Per session appended to from here (database thread only): the seq its next append should
+        # Per session appended to from here (whoever holds the connection): the seq its next append should
         # take (a hint the database checks) and its update time as last seen.
         self._recent: dict[str, tuple[int, float]] = {}
         self._closed = False
@@ -302,7 +369,7 @@ class SqliteStore:
             if self._db is None:
                 if self._closed:
                     raise StoreError(f"{self!r} is closed; create a new store")
-                db = _Connection(self._connect)
+                db = _Connection(self._connect, inline=self.path == ":memory:")
                 try:
                     db.open_sync()
                 except sqlite3.Error as exc:
@@ -521,10 +588,12 @@ class SqliteStore:
         # Queued before the first await: a cancelled caller still gets its append committed whole.
         self._appends.append(job)
         try:
-            db.enqueue(self._drain_appends)
+            db.enqueue(self._drain_appends, inline=True)
         except Exception as exc:  # closed meanwhile
             self._appends.remove(job)
             raise self._error(exc) from exc
+        if job.future.done():  # committed inline: still a point where other tasks run
+            await asyncio.sleep(0)
         first = await job.future
         for i, entry in enumerate(entries):
             entry.seq = first + i
@@ -627,16 +696,23 @@ class SqliteStore:
 
         def run(conn: sqlite3.Connection) -> tuple[SessionHeader, list[Message], int | None]:
             with _transaction(conn):  # the write lock first: nothing lands between read and append
-                stored = _get_session(conn, session_id)
+                row = conn.execute(counters.HEADER_AND_COUNTERS, (session_id,)).fetchone()
+                stored = None if row is None else header_from_row(row)
                 history = [] if stored is None else _read_messages(conn, session_id, None, False)
                 found = None if kv is None else _kv_get(conn, *kv)
                 header, write_header, append = plan(stored, history, found)
                 check_header(header)
-                if write_header:
+                if write_header or (stored is None and append):
                     _touch_session(conn, header, now)
                 if not append:
                     return header, history, None
-                seq, updated_at = _insert_append(conn, header, now, rows, encoded)
+                if stored is None:  # created just now: its numbers are known
+                    next_ = counters.created(now)
+                else:
+                    next_ = counters.Counters(*row[counters.HEADER_COLUMNS :])
+                    if write_header:
+                        next_ = next_._replace(updated_at=now)
+                seq, updated_at = _insert_append(conn, header, now, rows, encoded, next_)
             self._remember(session_id, seq + len(rows), updated_at)
             return header, history, seq
 
@@ -1095,10 +1171,16 @@ def _counters(conn: sqlite3.Connection, header: SessionHeader, now: float) -> co
     found = counters.read(conn, header.id)
     if found is None:
         _touch_session(conn, header, now)
-        found = counters.read(conn, header.id)
-        assert found is not None
-    elif now - found.updated_at >= _TOUCH_INTERVAL:
-        conn.execute(_TOUCH, (now, header.id))
+        return counters.created(now)
+    return _touched(conn, header.id, found, now)
+
+
+def _touched(
+    conn: sqlite3.Connection, session_id: str, found: counters.Counters, now: float
+) -> counters.Counters:
+    """`found`, after moving the session's update time if that is a second or more behind `now`."""
+    if now - found.updated_at >= _TOUCH_INTERVAL:
+        conn.execute(_TOUCH, (now, session_id))
         return found._replace(updated_at=now)
     return found
 
@@ -1115,11 +1197,12 @@ def _insert_append(
     now: float,
     rows: Sequence[tuple[int, str]],
     events: Sequence[tuple[str, str]],
+    known: counters.Counters | None = None,
 ) -> tuple[int, float]:
-    """Number and insert encoded messages and events; returns the first seq and the session's
-    update time."""
+    """Number and insert encoded messages and events (after `known` counters, as read in this
+    transaction, else read here); returns the first seq and the session's update time."""
     sid = header.id
-    next_ = _counters(conn, header, now)
+    next_ = _counters(conn, header, now) if known is None else _touched(conn, sid, known, now)
     seq, event_id = next_.next_seq, next_.next_event
     _insert_rows(
         conn,
