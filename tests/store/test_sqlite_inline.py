@@ -154,7 +154,9 @@ async def test_read_and_append_numbers_after_what_is_stored(where: str, tmp_path
     store = SqliteStore(":memory:" if where == "memory" else tmp_path / "s.db")
 
     def plan(write: bool) -> Any:
-        def decide(stored: SessionHeader | None, history: list[Any]) -> tuple[SessionHeader, bool, bool]:
+        def decide(
+            stored: SessionHeader | None, history: list[Any], kv: Any
+        ) -> tuple[SessionHeader, bool, bool]:
             return SessionHeader("s", metadata={"n": len(history)}), write, True
 
         return decide
