@@ -167,14 +167,22 @@ def _insert_summary(
     """Insert the summary right after the last message it replaces (before everything kept)."""
     summary = prune.summary
     assert summary is not None
+    # Tombstones keep their positions: the summary's must differ from theirs too, or pruning the
+    # summary later would collide with one (a position between the neighbours of both kinds).
     if last_pos is None:
         first = conn.execute("SELECT MIN(pos) FROM messages WHERE session_id = ?", (session_id,)).fetchone()[
             0
         ]
-        pos = (first or 1.0) - 0.5
+        first = first or 1.0
+        below = conn.execute(
+            "SELECT MAX(pos) FROM pruned_messages WHERE session_id = ? AND pos < ?", (session_id, first)
+        ).fetchone()[0]
+        pos = first - 0.5 if below is None else (below + first) / 2
     else:
         nxt = conn.execute(
-            "SELECT MIN(pos) FROM messages WHERE session_id = ? AND pos > ?", (session_id, last_pos)
+            "SELECT MIN(pos) FROM (SELECT MIN(pos) AS pos FROM messages WHERE session_id = ? AND pos > ? "
+            "UNION ALL SELECT MIN(pos) FROM pruned_messages WHERE session_id = ? AND pos > ?)",
+            (session_id, last_pos, session_id, last_pos),
         ).fetchone()[0]
         pos = last_pos + 0.5 if nxt is None else (last_pos + nxt) / 2
     seq, event_id = conn.execute(

@@ -1508,12 +1508,20 @@ async def _insert_summary(
     """Insert the summary right after the last message it replaces (before everything kept)."""
     summary = prune.summary
     assert summary is not None
+    # Tombstones keep their positions: the summary's must differ from theirs too, or pruning the
+    # summary later would collide with one (a position between the neighbours of both kinds).
     if last_pos is None:
-        first = await conn.fetchval("SELECT MIN(pos) FROM messages WHERE session_id = $1", session_id)
-        pos = (first or 1.0) - 0.5
+        first = await conn.fetchval("SELECT MIN(pos) FROM messages WHERE session_id = $1", session_id) or 1.0
+        below = await conn.fetchval(
+            "SELECT MAX(pos) FROM pruned_messages WHERE session_id = $1 AND pos < $2", session_id, first
+        )
+        pos = first - 0.5 if below is None else (below + first) / 2
     else:
         nxt = await conn.fetchval(
-            "SELECT MIN(pos) FROM messages WHERE session_id = $1 AND pos > $2", session_id, last_pos
+            "SELECT LEAST((SELECT MIN(pos) FROM messages WHERE session_id = $1 AND pos > $2), "
+            "(SELECT MIN(pos) FROM pruned_messages WHERE session_id = $1 AND pos > $2))",
+            session_id,
+            last_pos,
         )
         pos = last_pos + 0.5 if nxt is None else (last_pos + nxt) / 2
     row = await conn.fetchrow(
