@@ -14,6 +14,8 @@ import pydantic
 from agnt5 import (
     Agent,
     AgentResult,
+    ApprovalConflictError,
+    Denial,
     Entity,
     GuardrailResult,
     GuardrailTripped,
@@ -21,6 +23,7 @@ from agnt5 import (
     Memory,
     MemoryResult,
     Message,
+    PendingCall,
     RunContext,
     RunHooks,
     Session,
@@ -29,6 +32,7 @@ from agnt5 import (
     UsageLimitExceeded,
     UsageLimits,
     VectorMemoryService,
+    pending_approvals,
     tool,
 )
 from agnt5.errors import Agnt5Error, InvalidInputError
@@ -151,3 +155,38 @@ async def handle_refund(user_id: str, text: str) -> float:
     with shop.override(model="gpt-4o", deps=ShopDeps("test", 0.0)):
         again: AgentResult[Refund] = shop.run_sync(text, deps=ShopDeps(user_id, 0.0))
     return amount + again.output.amount
+
+
+def above_limit(ctx: RunContext[ShopDeps], args: dict[str, Any]) -> bool:
+    return float(args.get("amount", 0)) > 100 * (1 - ctx.deps.discount)
+
+
+@tool(requires_approval=above_limit)
+async def issue_refund(order_id: str, amount: float) -> str:
+    """Refund an order."""
+    return f"refunded {amount} on {order_id}"
+
+
+@tool(idempotent=True)
+def order_status(order_id: str) -> str:
+    """An order's status (safe to repeat)."""
+    return "shipped"
+
+
+refunder: Agent[ShopDeps, str] = Agent("refunder", tools=[issue_refund, order_status], deps_type=ShopDeps)
+
+
+async def refund_with_approval(session: Session, deps: ShopDeps) -> str | None:
+    result = await refunder.run("refund o1", session=session, deps=deps)
+    if result.paused:
+        waiting: list[PendingCall] = await pending_approvals(session)
+        decisions: dict[str, bool | Denial] = {p.call_id: p.arguments.get("amount", 0) < 500 for p in waiting}
+        decisions[waiting[0].call_id] = Denial("over the monthly limit")
+        try:
+            result = await refunder.run(
+                None, session=session, deps=deps, approvals=decisions, approved_by="ana"
+            )
+        except ApprovalConflictError as exc:
+            print(exc.call_ids)
+            return None
+    return result.output

@@ -38,3 +38,4 @@ async def agents() -> None:
     _ = result.output.amount  # expect: attr-defined
     UsageLimits(requests="5")  # expect: arg-type
     needs_deps(RunContext(deps=None, session=Session()))  # expect: arg-type
+    await agent.run(None, approvals={"call_1": "yes"})  # expect: dict-item
