@@ -20,10 +20,12 @@ from typing import Any
 
 import pytest
 from conftest import StoreEnv
+from test_pending_calls import PROVIDERS, send
 
 from agnt5 import Session
 from agnt5.approvals import INTERRUPTED_TEXT
 from agnt5.journal import pending_calls
+from agnt5.messages import to_provider_messages
 
 WORKER = Path(__file__).parent / "_resume_worker.py"
 REPEATABLE = {"lookup"}
@@ -130,10 +132,14 @@ async def _kill_rounds(env: StoreEnv, tmp_path: Path, rounds: int) -> None:
     totals = Counter[str]()
     store = env.open()
     try:
-        for sid, log, answer in finished:
+        for n, (sid, log, answer) in enumerate(finished):
             session = Session(sid, store=store)
-            totals += check_round(await session.history(), log, answer)
+            history = await session.history()
+            totals += check_round(history, log, answer)
             assert await pending_calls(session) == []
+            if n % 5 == 0:  # and as each provider gets it, through litellm's own request bodies
+                for model, url, reply, problems in PROVIDERS:
+                    assert problems(await send(model, url, reply, to_provider_messages(history))) == []
     finally:
         await store.close()
     print(f"\n{rounds} kills over {whole * 1000:.0f} ms runs: {dict(totals)}")
