@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agnt5.agent_events import HandoffEvent, RunEvent, ToolResultEvent
-from agnt5.agent_tools import handoff_tool_name
+from agnt5.agent_tools import handoff_tool_name, tool_message
 from agnt5.approvals import INTERRUPTED_TEXT, Decision, Denial, denial_text
 from agnt5.errors import (
     ApprovalConflictError,
@@ -133,10 +133,8 @@ async def finish_steps(
         all_calls = [ToolCall(c.id, c.name, c.arguments) for c in step.calls]
         results = [(ToolResult(c.content or "", c.is_error), c.duration_ms / 1000) for c in step.calls]
         target = next((handoffs[c.name] for c in all_calls if c.name in handoffs), None)
-        meta = {"agent": agent.name}
         items = [(step.assistant, step_meta(agent.name, step))] + [
-            ({"role": "tool", "tool_call_id": c.id, "content": r.content}, meta)
-            for c, (r, _) in zip(all_calls, results, strict=True)
+            tool_message(c, r, agent.name) for c, (r, _) in zip(all_calls, results, strict=True)
         ]
         events += agent._step_events(run, all_calls, results, target)
         await _store(run, step, items, events)
@@ -158,6 +156,7 @@ async def _claim(run: Run, step: Step, decisions: Mapping[str, Decision], approv
     conflicts: list[str] = []
 
     def claim(steps: dict[str, Step]) -> None:
+        conflicts.clear()  # a retry (after a concurrent write) starts over
         stored = steps.get(step.id)
         if stored is None:
             conflicts.extend(c.id for c in step.calls)
