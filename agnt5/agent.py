@@ -309,7 +309,7 @@ class Agent(Generic[DepsT, OutputT]):
                 for event in resumed.events:
                     yield event
                 agent = resumed.agent
-                if resumed.final is not None:
+                if resumed.final is not None and not inputs:  # new input still wants its answer
                     run.output, run.done = resumed.final, True
                 history = await run.read()
             dangling = unanswered_calls(history) if history and not opened and not run.pending else []
