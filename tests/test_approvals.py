@@ -517,3 +517,25 @@ async def test_a_call_written_elsewhere_to_a_tool_needing_approval_never_runs_un
     result = await agent.run("status?", session=Session("e", store=store))
     assert log.ran == [] and not result.paused
     assert result.output == "2 messages"  # the unanswered call was left out of the prompt
+
+
+async def test_resuming_with_an_agent_that_cannot_reach_the_waiting_one_is_refused(store: Store) -> None:
+    log = Log()
+    billing = Agent(
+        "billing", model=FunctionModel(refund_then_answer(with_lookup=False)), tools=list(shop(log))
+    )
+    paused = await billing.run("refund", session=Session("r", store=store))
+    stranger = Agent("stranger", model=FunctionModel(lambda m, i: "hello"))
+    with pytest.raises(
+        ApprovalError, match="belongs to agent 'billing', which agent 'stranger' cannot reach"
+    ):
+        await stranger.run(
+            None, session=Session("r", store=store), approvals={paused.pending[0].call_id: True}
+        )
+    assert log.ran == [] and await pending_calls(Session("r", store=store)) == paused.pending
+
+
+async def test_approved_by_must_be_text() -> None:
+    agent = Agent("support", model=FunctionModel(refund_then_answer()), tools=list(shop(Log())))
+    with pytest.raises(InvalidTypeError, match="approved_by must be a string"):
+        await agent.run(None, approvals={}, approved_by=7)  # type: ignore[arg-type]
