@@ -215,8 +215,10 @@ class Journal:
 
 async def pending_calls(session: Session) -> list[PendingCall]:
     """The tool calls of `session` waiting for a decision, oldest first."""
-    journal = Journal(session)
-    steps = unfinished(await journal.read(), await session.history(limit=50))
+    steps = [s for s in await Journal(session).read() if s.awaiting]
+    if not steps:  # the usual row: an emptied journal (no history read needed)
+        return []
+    steps = unfinished(steps, await session.history(limit=50))
     return [p for s in steps for p in s.pending(session.id)]
 
 

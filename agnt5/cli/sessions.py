@@ -13,7 +13,6 @@ from typing import Any, TextIO
 from agnt5.approvals import PendingCall
 from agnt5.cli.errors import EPILOG, UsageError
 from agnt5.cli.render import compact, pending_line, transcript_line, whole_numbers
-from agnt5.errors import SessionNotFoundError
 from agnt5.journal import pending_calls, sessions_with_steps
 from agnt5.session import EXPORT_FORMATS, Session, purge_expired
 from agnt5.store.base import SessionHeader, Store
@@ -133,17 +132,15 @@ async def pending(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     """Print the sessions with tool calls waiting for a decision, longest waiting first."""
     found: list[tuple[SessionHeader, list[PendingCall]]] = []
     for session_id in await sessions_with_steps(store):
+        calls = await pending_calls(Session(session_id, store=store))  # one read when none waits
+        if not calls:
+            continue
         header = await store.get_session(session_id)
         if header is None or (args.app is not None and header.app_name != args.app):
-            continue
+            continue  # (None: deleted meanwhile)
         if args.user is not None and header.user_id != args.user:
             continue
-        try:
-            calls = await pending_calls(await Session.get(session_id, store=store))
-        except SessionNotFoundError:  # deleted meanwhile
-            continue
-        if calls:
-            found.append((header, calls))
+        found.append((header, calls))
     found.sort(key=lambda item: (min(c.requested_at for c in item[1]), item[0].id))
     if args.json:
         document = {"sessions": [_pending_json(h, calls) for h, calls in found]}
