@@ -13,6 +13,7 @@ from conftest import StoreEnv
 
 from agnt5.cli import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, main
 from agnt5.errors import ConfigurationError, StoreConnectionError
+from agnt5.session import Session
 from agnt5.store.postgres import PostgresStore
 from agnt5.store.url import mask_credentials, mask_password, open_store
 
@@ -125,6 +126,16 @@ async def test_session_not_found_on_postgres_names_the_masked_url(
     url = pg_env.url
     password = urlsplit(url).password
     assert password, "the test server's URL has a password"
+    code = await _run_main(["sessions", "show", "nope", "--database-url", url])
+    _, err = capsys.readouterr()
+    assert code == EXIT_NOT_FOUND  # an empty database: a read-only command creates nothing
+    assert "no agnt5 database at PostgreSQL at postgresql://" in err and ":***@" in err
+    assert password not in err
+    writer = pg_env.open()
+    try:
+        await Session("other", store=writer).send_message({"role": "user", "content": "hi"})
+    finally:
+        await writer.close()
     code = await _run_main(["sessions", "show", "nope", "--database-url", url])
     _, err = capsys.readouterr()
     assert code == EXIT_NOT_FOUND

@@ -62,9 +62,11 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from agnt5.errors import (
     Agnt5Error,
     ConfigurationError,
+    DatabaseNotFoundError,
     ImmutableSessionError,
     InvalidInputError,
     PruneConflictError,
+    ReadOnlyStoreError,
     SchemaVersionError,
     StoreAuthenticationError,
     StoreConnectionError,
@@ -196,6 +198,7 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = DEFAULT_MAX_SIZE,
         connect_timeout: float = CONNECT_TIMEOUT,
+        read_only: bool = False,
     ) -> None:
         dsn, url_schema = split_url(url)
         if schema is not None and not _SCHEMA_NAME.match(schema):
@@ -208,6 +211,9 @@ class PostgresStore:
         self._min_size = min_size
         self._max_size = max_size
         self._connect_timeout = connect_timeout
+        # Read-only: every transaction is read-only on the server, and the schema is checked,
+        # never created or migrated (a reader must not change a database, even an empty one).
+        self.read_only = read_only
         self._pool: asyncpg.Pool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Task[asyncpg.Pool] | None = None
@@ -229,6 +235,11 @@ class PostgresStore:
         asyncpg = _import_asyncpg()
         where = f"PostgreSQL at {self._masked}"
         detail = _redact(exc, self._dsn)
+        if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+            return ReadOnlyStoreError(
+                f"{where} was opened read-only: the write was refused while {doing}; "
+                "open it without read_only to change it"
+            )
         if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
             return StoreAuthenticationError(
                 f"{where} refused the credentials while {doing}: {detail}", url=self._masked
@@ -289,6 +300,8 @@ class PostgresStore:
         settings = {"application_name": "agnt5"}
         if self.schema is not None:
             settings["search_path"] = f'"{self.schema}"'
+        if self.read_only:
+            settings["default_transaction_read_only"] = "on"
         try:
             pool = await asyncpg.create_pool(
                 self._dsn,
@@ -302,7 +315,10 @@ class PostgresStore:
             raise self._error(exc, "connecting") from exc
         try:
             async with pool.acquire() as conn:
-                await _migrate(conn, self.schema)
+                if self.read_only:
+                    await _check_schema(conn, self._masked, self.schema)
+                else:
+                    await _migrate(conn, self.schema)
         except BaseException as exc:
             pool.terminate()
             if isinstance(exc, Exception) and not isinstance(exc, StoreError):
@@ -1098,6 +1114,29 @@ async def _migrate(
             "INSERT INTO agnt5_meta (key, value) VALUES ('schema_version', $1) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             str(current),
+        )
+
+
+async def _check_schema(conn: asyncpg.Connection, where: str, schema: str | None) -> None:
+    """For a read-only store: the agnt5 tables exist at this agnt5's version (nothing is created)."""
+    found = await conn.fetchval("SELECT to_regclass('agnt5_meta') IS NOT NULL")
+    place = f"PostgreSQL at {where}" + (f" (schema {schema!r})" if schema else "")
+    if not found:
+        raise DatabaseNotFoundError(
+            f"no agnt5 database at {place}: it has no agnt5 tables (a read-only command creates "
+            "nothing; check the URL, or write to it first)"
+        )
+    current = await schema_version(conn)
+    if current != POSTGRES_LATEST_VERSION:
+        newer = current > POSTGRES_LATEST_VERSION
+        raise SchemaVersionError(
+            f"{place} has schema version {current}, "
+            + (
+                f"newer than this agnt5 knows ({POSTGRES_LATEST_VERSION}); upgrade agnt5 to read it"
+                if newer
+                else f"older than this agnt5's ({POSTGRES_LATEST_VERSION}); open it once with a "
+                "writing command (or without read_only) to migrate it, then read it"
+            )
         )
 
 

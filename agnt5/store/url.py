@@ -27,7 +27,9 @@ def open_store(url: str, *, create: bool = True, read_only: bool = False) -> Sto
     """A store for `url`. Opening is lazy: the database is created or migrated on first use.
 
     For SQLite files, `create=False` refuses a missing file (DatabaseNotFoundError, nothing is
-    created) and `read_only=True` also opens it read-only (writes raise ReadOnlyStoreError).
+    created) and `read_only=True` also opens it read-only (writes raise ReadOnlyStoreError). On
+    PostgreSQL `read_only=True` makes every transaction read-only and refuses a database without
+    agnt5's tables (DatabaseNotFoundError) instead of creating them.
     """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
@@ -40,7 +42,7 @@ def open_store(url: str, *, create: bool = True, read_only: bool = False) -> Sto
     if scheme in ("postgresql", "postgres"):
         from agnt5.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, read_only=read_only)
     if "=" in url and "://" not in url:
         raise ConfigurationError(
             f"unsupported database URL {mask_password(url)!r}: key=value connection strings are not "
