@@ -13,6 +13,7 @@ import contextvars
 import email.utils
 import importlib
 import importlib.metadata
+import ipaddress
 import json
 import os
 import random
@@ -116,6 +117,19 @@ def _request_url(request: Any) -> str:
     return f"{text(getattr(url, 'scheme', b''))}://{netloc}{text(getattr(url, 'target', b''))}"
 
 
+def _loopback(request: Any) -> bool:
+    """A request to this machine (localhost, 127.0.0.0/8, ::1): a local server (an MCP server,
+    `agnt5 inspect`) is not the network a disabled network keeps out."""
+    host = getattr(getattr(request, "url", None), "host", b"")
+    name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+    if name.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _refusal(request: Any) -> errors.NetworkDisabledError:
     url = _request_url(request)
     return errors.NetworkDisabledError(
@@ -152,7 +166,7 @@ def _wrap_async_connect(cls: type) -> None:
         return
 
     async def _connect(self: Any, request: Any) -> Any:
-        if network_disabled():
+        if network_disabled() and not _loopback(request):
             raise _refusal(request)
         return await original(self, request)
 
@@ -166,7 +180,7 @@ def _wrap_sync_connect(cls: type) -> None:
         return
 
     def _connect(self: Any, request: Any) -> Any:
-        if network_disabled():
+        if network_disabled() and not _loopback(request):
             raise _refusal(request)
         return original(self, request)
 

@@ -303,8 +303,8 @@ class Agent(Generic[DepsT, OutputT]):
             history, opened = (
                 await run.open(items, events, hold=bool(decisions)) if run.durable else ([], False)
             )
-            if run.steps or decisions:  # tool steps a paused or stopped run left: finished first
-                check_stray_decisions(decisions, run.steps, history, bool(inputs), conversation.id)
+            if run.steps or decisions or run.busy:  # steps a paused or stopped run left: first
+                check_stray_decisions(decisions, run.steps, history, bool(inputs), conversation.id, run.busy)
                 resumed = await finish_steps(self, run, decisions, approved_by, sources)
                 for event in resumed.events:
                     yield event
@@ -361,6 +361,8 @@ class Agent(Generic[DepsT, OutputT]):
         except BaseException as exc:
             if not isinstance(exc, GeneratorExit):
                 await record_failure(run, agent, exc)  # after the step being stored, if any
+                with contextlib.suppress(Exception):
+                    await run.drop_leases()
             if isinstance(exc, UsageLimitExceeded) and exc.partial is None:
                 exc.partial = partial_result(run, agent.name)
             raise

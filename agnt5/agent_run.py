@@ -68,6 +68,7 @@ class Run:
     writing: asyncio.Future[None] | None = None  # the step being stored while the model works
     journal: Journal = field(init=False)  # the session's tool steps in flight (agnt5.journal)
     steps: list[Step] = field(default_factory=list)  # steps found unfinished when the run started
+    busy: list[Step] = field(default_factory=list)  # unfinished steps another process runs (leased)
     pending: list[PendingCall] = field(default_factory=list)  # calls waiting: the run paused
     own_steps: list[str] = field(default_factory=list)  # steps this run is executing
 
@@ -84,6 +85,13 @@ class Run:
         for step_id in self.own_steps:
             journals.LIVE.discard(step_id)
         self.own_steps.clear()
+
+    async def drop_leases(self) -> None:
+        """A run stopping early (an error, a cancel) no longer executes its steps: their leases
+        go, so a run resumes them at once rather than after the lease expires."""
+        leased = [sid for sid in self.own_steps if self.journal.steps.get(sid, None) is not None]
+        if leased:
+            await asyncio.shield(self.journal.lease(leased, 0.0))
 
     def event(self, type: str, **data: Any) -> NewEvent:
         """An audit event of this run, carrying the trace and span ids it happened under (if traced)."""
@@ -112,10 +120,15 @@ class Run:
         run deals with before storing its input (then through `append_soon`); with `hold`
         (approvals to check first) nothing is stored either."""
         unfinished: list[Step] = []
+        busy: list[Step] = []
 
         def accept(history: Sequence[Mapping[str, Any]], found: tuple[Any, int] | None) -> bool:
             steps = journals.decode(None if found is None else found[0])
-            unfinished[:] = [s for s in journals.unfinished(steps, history) if s.id not in journals.LIVE]
+            left = journals.unfinished(steps, history)
+            current = journals.now()
+            # Steps another run executes — of this process (live), or leased by another — are its.
+            busy[:] = [s for s in left if s.id in journals.LIVE or s.lease_until > current]
+            unfinished[:] = [s for s in left if s not in busy]
             return not hold and not unfinished and not unanswered_calls(history)
 
         key = (journals.NAMESPACE, self.session.id)
@@ -124,7 +137,7 @@ class Run:
         )
         self.journal.steps = {s.id: s for s in journals.decode(None if found is None else found[0])}
         self.journal.version = 0 if found is None else found[1]
-        self.steps = unfinished
+        self.steps, self.busy = unfinished, busy
         if stored is None:
             return list(history), False
         self.messages.extend(stored)

@@ -303,6 +303,16 @@ class ApprovalConflictError(ApprovalError):
         super().__init__(message)
 
 
+class StepInProgressError(ApprovalConflictError):
+    """Another run (in this process, or one in another process whose lease on the calls has not
+    expired) is executing tool calls of this session: nothing was done here; retry after it
+    (`lease_until`, seconds since the epoch; 0 when it runs in this process)."""
+
+    def __init__(self, message: str, *, call_ids: list[str], lease_until: float) -> None:
+        self.lease_until = lease_until
+        super().__init__(message, call_ids=call_ids)
+
+
 class PendingApprovalError(ApprovalError):
     """The session has tool calls waiting for a decision: resume with `approvals=` before new input."""
 

@@ -43,9 +43,21 @@ LIVE: set[str] = set()
 them to it (it would otherwise take them for a crashed run's)."""
 
 
+LEASE_SECONDS = 30.0
+"""How long a step's calls count as running after the run executing them last said so: it renews
+the lease every third of this while its tools run. A run of another process that finds a step
+under lease leaves it alone (`StepInProgressError` when it has nothing else to do); once a
+crashed run's lease expires, the step is resumed."""
+
+
 def now() -> float:
     """The journal's clock (seconds since the epoch); tests replace it to age pending calls."""
     return time.time()
+
+
+def lease_end() -> float:
+    """When a lease taken now expires."""
+    return now() + LEASE_SECONDS
 
 
 @dataclass
@@ -83,6 +95,7 @@ class Step:
     assistant: dict[str, Any]
     calls: list[CallRecord]
     created_at: float = field(default_factory=lambda: now())
+    lease_until: float = 0.0  # while its calls run: the run executing them renews this
 
     @property
     def awaiting(self) -> list[CallRecord]:
@@ -99,6 +112,7 @@ class Step:
             "assistant": self.assistant,
             "calls": [c.to_json() for c in self.calls],
             "created_at": self.created_at,
+            "lease_until": self.lease_until,
         }
 
     @classmethod
@@ -110,6 +124,7 @@ class Step:
             dict(data["assistant"]),
             [CallRecord.from_json(c) for c in data.get("calls", [])],
             float(data.get("created_at", 0.0)),
+            float(data.get("lease_until", 0.0)),
         )
 
     def pending(self, session_id: str) -> list[PendingCall]:
@@ -205,6 +220,16 @@ class Journal:
                     call.duration_ms = duration_ms
 
         await self.update(done)
+
+    async def lease(self, step_ids: Sequence[str], until: float) -> None:
+        """Renew (or, with 0, release) the lease on steps this run executes."""
+
+        def set_lease(steps: dict[str, Step]) -> None:
+            for step_id in step_ids:
+                if step_id in steps:
+                    steps[step_id].lease_until = until
+
+        await self.update(set_lease)
 
     async def finish(self, step_id: str) -> None:
         def drop(steps: dict[str, Step]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agnt5.agent_events import HandoffEvent, RunEvent, ToolResultEvent
@@ -22,10 +23,11 @@ from agnt5.errors import (
     ApprovalError,
     ApprovalNotPendingError,
     PendingApprovalError,
+    StepInProgressError,
 )
-from agnt5.journal import AWAITING, DONE, RUNNING, STEP_KEY, Step, now
+from agnt5.journal import AWAITING, DONE, LIVE, RUNNING, STEP_KEY, Step, lease_end, now
 from agnt5.models import ToolCall
-from agnt5.steps import Recorder, step_meta
+from agnt5.steps import Recorder, run_calls, step_meta
 from agnt5.store.base import NewEvent
 from agnt5.tools import ToolResult
 
@@ -50,9 +52,26 @@ def check_decisions(
     history: Sequence[Mapping[str, Any]],
     has_input: bool,
     session_id: str,
+    busy: Sequence[Step] = (),
 ) -> None:
-    """Refuse, before anything runs, decisions for calls that are not waiting, and new input while
-    calls wait undecided."""
+    """Refuse, before anything runs, decisions for calls that are not waiting, new input while
+    calls wait undecided, and a resume of steps another process is running (`busy`)."""
+    running = [c.id for s in busy for c in s.calls]
+    if busy and (any(cid in running for cid in decisions) or (not has_input and not steps and not decisions)):
+        here = any(s.id in LIVE for s in busy)
+        until = 0.0 if here else max(s.lease_until for s in busy)
+        held = (
+            "in this process"
+            if here
+            else f"until {datetime.fromtimestamp(until, UTC):%Y-%m-%d %H:%M:%S} UTC at least"
+        )
+        raise StepInProgressError(
+            f"another run is executing tool calls of session {session_id!r} ({', '.join(running)}), "
+            f"{held}; nothing was done here: retry after it (a crashed run's calls are resumed "
+            "once its lease expires)",
+            call_ids=running,
+            lease_until=until,
+        )
     waiting = {c.id for s in steps for c in s.awaiting}
     stray = [cid for cid in decisions if cid not in waiting]
     if stray:
@@ -112,22 +131,22 @@ async def finish_steps(
         resumed.agent = agent
         run.ctx.agent_name = agent.name
         step = await _claim(run, step, decisions, approved_by)
+        run.live(step.id)
         events = _decision_events(run, step, decisions, approved_by)
         handoffs = {handoff_tool_name(a): a for a in agent.handoffs}
         tools = await agent._tools_for(run, sources)
         again = [c for c in step.calls if c.state == RUNNING]
         calls = [ToolCall(c.id, c.name, c.arguments) for c in again]
         recorder = Recorder(run, step, calls, {c.id: False for c in again})
-        try:
-            ran = await agent._run_tools(run, calls, handoffs, tools, recorder) if calls else []
-        finally:
-            await recorder.settle()
+        ran = await run_calls(agent, run, step, calls, handoffs, tools, recorder) if calls else []
         for call, (result, _) in zip(calls, ran, strict=True):  # the recorder updated `step`
             resumed.events.append(
                 ToolResultEvent(agent.name, call.id, call.name, result.content, result.is_error)
             )
         if step.awaiting:
             run.pending = step.pending(run.session.id)
+            if step.lease_until:
+                await run.journal.lease([step.id], 0.0)
             await run.audit(events)
             return resumed
         all_calls = [ToolCall(c.id, c.name, c.arguments) for c in step.calls]
@@ -175,6 +194,8 @@ async def _claim(run: Run, step: Step, decisions: Mapping[str, Decision], approv
                     call.reason = decision.reason if isinstance(decision, Denial) else None
             elif call.state == RUNNING and not call.idempotent:
                 call.state, call.content, call.is_error = DONE, INTERRUPTED_TEXT, True
+        if any(c.state == RUNNING for c in stored.calls):  # this run executes them now
+            stored.lease_until = lease_end()
         if conflicts:
             raise _conflict(run, conflicts)
 

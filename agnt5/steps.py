@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agnt5 import journal as journals
 from agnt5.approvals import needs_approval
-from agnt5.journal import AWAITING, DONE, RUNNING, STEP_KEY, CallRecord, Step
+from agnt5.journal import AWAITING, DONE, RUNNING, STEP_KEY, CallRecord, Step, lease_end
 from agnt5.models import ToolCall
 from agnt5.tools import Tool, ToolResult
 
@@ -76,17 +77,44 @@ async def run_step(
             for c in calls
         ]
         step = Step(f"step_{os.urandom(8).hex()}", run.run_id, agent.name, assistant, records)
+        if len(waiting) < len(calls):  # calls will run: other processes leave the step alone
+            step.lease_until = lease_end()
         await run.journal.begin(step)
         run.live(step.id)
     runnable = [c for c in calls if c.id not in waiting]
     recorder = Recorder(run, step, runnable, idempotent) if step is not None else None
-    try:
-        results = await agent._run_tools(run, runnable, handoffs, tools, recorder)
-    finally:
-        if recorder is not None:
-            await recorder.settle()
+    results = await run_calls(agent, run, step, runnable, handoffs, tools, recorder)
+    if step is not None and step.awaiting and step.lease_until:
+        await run.journal.lease([step.id], 0.0)  # paused: nothing runs until a decision
     by_id = dict(zip([c.id for c in runnable], results, strict=True))
     return StepOutcome(list(calls), [by_id.get(c.id) for c in calls], step)
+
+
+async def run_calls(
+    agent: Agent[Any, Any],
+    run: Run,
+    step: Step | None,
+    calls: Sequence[ToolCall],
+    handoffs: Mapping[str, Agent[Any, Any]],
+    tools: Sequence[Tool],
+    recorder: Recorder | None,
+) -> list[Ran]:
+    """Run `calls` of a journalled step, renewing its lease while they run."""
+    renewing = asyncio.ensure_future(_renew(run, step.id)) if step is not None and calls else None
+    try:
+        return await agent._run_tools(run, calls, handoffs, tools, recorder)
+    finally:
+        if renewing is not None:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+        if recorder is not None:
+            await recorder.settle()
+
+
+async def _renew(run: Run, step_id: str) -> None:
+    while True:
+        await asyncio.sleep(journals.LEASE_SECONDS / 3)
+        await run.journal.lease([step_id], lease_end())
 
 
 class Recorder:

@@ -18,6 +18,8 @@ import time
 from typing import Any
 
 from agnt5 import Agent, RunContext, Session, tool
+from agnt5 import journal as journal_module
+from agnt5.errors import StepInProgressError
 from agnt5.store.sqlite import SqliteStore
 from agnt5.store.url import open_store
 from agnt5.testing.function_model import FunctionModel
@@ -83,21 +85,28 @@ def agent() -> Agent[None, str]:
     return Agent("orders", model=FunctionModel(script), tools=[charge, lookup, ship, email])
 
 
-async def run_job(db: str, session_id: str, mode: str, ready: int | None = None) -> str | None:
+async def run_job(db: str, session_id: str, mode: str, ready: int | None = None) -> tuple[str | None, int]:
     """`start`: signal `ready` (a pipe) and run the agent on a new session; `resume`: finish what
-    the session holds (with the input if it was never stored); returns the final answer."""
+    the session holds (with the input if it was never stored), waiting out the lease of a killed
+    run's step; returns the final answer and how many times it had to wait."""
     store = open_store(db) if "://" in db else SqliteStore(db)
     try:
         session = Session(session_id, store=store)
         if mode == "start":
             if ready is not None:
                 os.write(ready, b"R")
-            return (await agent().run(INPUT, session=session)).output
-        history = await session.history()
-        last = history[-1] if history else None
-        if last is not None and last["role"] == "assistant" and not last.get("tool_calls"):
-            return str(last["content"])  # the run had finished before it was killed
-        return (await agent().run(None if history else INPUT, session=session)).output
+            return (await agent().run(INPUT, session=session)).output, 0
+        waits = 0
+        while True:
+            history = await session.history()
+            last = history[-1] if history else None
+            if last is not None and last["role"] == "assistant" and not last.get("tool_calls"):
+                return str(last["content"]), waits  # the run had finished before it was killed
+            try:
+                return (await agent().run(None if history else INPUT, session=session)).output, waits
+            except StepInProgressError as busy:  # the killed run's lease has not expired yet
+                waits += 1
+                await asyncio.sleep(max(0.0, busy.lease_until - time.time()) + 0.01)
     finally:
         await store.close()
 
@@ -107,10 +116,10 @@ def _child(job: Any, write: int) -> None:
     global LOG
     LOG = job["log"]
     try:
-        answer = asyncio.run(
+        answer, waits = asyncio.run(
             run_job(job["db"], job["sid"], job["mode"], write if job["mode"] == "start" else None)
         )
-        os.write(write, json.dumps({"answer": answer}).encode())
+        os.write(write, json.dumps({"answer": answer, "waits": waits}).encode())
         code = 0
     except BaseException as exc:  # reported to the parent, which fails the test
         os.write(write, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
@@ -140,6 +149,7 @@ def serve() -> None:
     """Jobs as JSON lines on stdin, answers as JSON lines on stdout. Each job runs in a child
     forked from this warmed-up process (cheap); a `start` job with `kill_after` is SIGKILLed that
     many seconds after it signalled ready, and its session then resumed in a second child."""
+    journal_module.LEASE_SECONDS = 0.2  # a killed run's steps are resumable 0.2 s after it last renewed
     asyncio.run(agent().run("warm up"))  # imports and first-use costs paid once, before forking
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

@@ -19,6 +19,7 @@ from test_pending_calls import PROVIDERS, send
 from agnt5 import Agent, Denial, RunContext, Session, tool
 from agnt5 import pending_approvals as pending_calls
 from agnt5.agent_events import FinalResult, RunPaused, ToolResultEvent
+from agnt5.agent_run import Run
 from agnt5.approvals import DENIED_TEXT, INTERRUPTED_TEXT
 from agnt5.errors import (
     Agnt5Error,
@@ -28,6 +29,7 @@ from agnt5.errors import (
     ImmutableSessionError,
     InvalidTypeError,
     PendingApprovalError,
+    StepInProgressError,
     ToolDefinitionError,
 )
 from agnt5.journal import NAMESPACE
@@ -539,3 +541,96 @@ async def test_approved_by_must_be_text() -> None:
     agent = Agent("support", model=FunctionModel(refund_then_answer()), tools=list(shop(Log())))
     with pytest.raises(InvalidTypeError, match="approved_by must be a string"):
         await agent.run(None, approvals={}, approved_by=7)  # type: ignore[arg-type]
+
+
+# --- leases: steps another run is executing ------------------------------------------------------
+
+
+async def test_a_step_another_run_executes_is_left_to_it_until_its_lease_expires(
+    store_env: StoreEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agnt5 import journal
+
+    monkeypatch.setattr(journal, "LEASE_SECONDS", 0.6)  # renewed every 0.2 s while the tool runs
+    release, started = asyncio.Event(), asyncio.Event()
+    ran: list[str] = []
+
+    @tool
+    async def charge(order: str) -> str:
+        """Charge (not safe to repeat)."""
+        ran.append(order)
+        started.set()
+        await release.wait()
+        return "charged"
+
+    def fn(messages: list[dict[str, Any]], info: Any) -> Any:
+        if messages[-1]["role"] == "user" and messages[-1]["content"] == "charge o1":
+            return call("charge", {"order": "o1"})
+        return f"seen: {messages[-1]['content']}"
+
+    agent = Agent("ops", model=FunctionModel(fn), tools=[charge])
+    first, second = store_env.open(), store_env.open()
+    try:
+        task = asyncio.create_task(agent.run("charge o1", session=Session("l", store=first)))
+        await started.wait()
+        with pytest.raises(StepInProgressError, match="in this process") as in_process:
+            await agent.run(None, session=Session("l", store=second))
+        assert in_process.value.lease_until == 0.0
+        [step_id] = journal.LIVE
+        journal.LIVE.discard(step_id)  # as a run of another process sees it: only the lease tells
+        await asyncio.sleep(0.5)  # beyond the first lease: the renewals keep it
+        with pytest.raises(StepInProgressError, match="UTC at least") as elsewhere:
+            await agent.run(None, session=Session("l", store=second))
+        assert (
+            isinstance(elsewhere.value, ApprovalConflictError) and elsewhere.value.lease_until > time.time()
+        )
+        other = await agent.run("hello", session=Session("l", store=second))  # new input goes on
+        assert other.output == "seen: hello" and ran == ["o1"]
+        release.set()
+        assert (await task).output == "seen: charged"
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_stopped_runs_lease_expires_and_the_step_is_resumed(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agnt5 import journal
+
+    monkeypatch.setattr(journal, "LEASE_SECONDS", 0.3)
+    ran: list[str] = []
+
+    @tool
+    async def charge(order: str) -> str:
+        """Charge (not safe to repeat)."""
+        ran.append(order)
+        await asyncio.sleep(30)
+        return "charged"
+
+    def fn(messages: list[dict[str, Any]], info: Any) -> Any:
+        return (
+            call("charge", {"order": "o1"})
+            if messages[-1]["role"] == "user"
+            else str(messages[-1]["content"])
+        )
+
+    agent = Agent("ops", model=FunctionModel(fn), tools=[charge])
+    task = asyncio.create_task(agent.run("charge o1", session=Session("x", store=store)))
+    while not ran:  # noqa: ASYNC110 (polls what the tool did)
+        await asyncio.sleep(0.01)
+    step_id = next(iter(journal.LIVE))
+    journal.LIVE.discard(step_id)  # the process "dies": nothing renews the lease any more...
+    task.get_loop().call_soon(task.cancel)
+    monkeypatch.setattr(Run, "drop_leases", _keep_leases)  # ...and nothing releases it
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(StepInProgressError):
+        await agent.run(None, session=Session("x", store=store))
+    await asyncio.sleep(0.35)
+    done = await agent.run(None, session=Session("x", store=store))
+    assert done.output == INTERRUPTED_TEXT and ran == ["o1"]
+
+
+async def _keep_leases(self: Any) -> None:
+    return None

@@ -188,6 +188,36 @@ def test_network_block_also_guards_plain_httpx() -> None:
         httpx.get("https://example.invalid/x")
 
 
+def test_this_machine_is_not_the_network() -> None:
+    """Loopback servers (an MCP server, `agnt5 inspect`) stay reachable with the network off."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Hello(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"local")
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    _litellm.install_network_guard()
+    assert _litellm.network_disabled()
+    server = HTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        for host in ("127.0.0.1", "localhost"):
+            assert httpx.get(f"http://{host}:{port}/").text == "local"
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(errors.NetworkDisabledError):
+        httpx.get(f"http://{socket.gethostname()}.invalid:{port}/")
+
+
 # --- lazy import ----------------------------------------------------------------------------------
 
 

@@ -121,12 +121,12 @@ async def _kill_rounds(env: StoreEnv, tmp_path: Path, rounds: int) -> None:
         )
         rng = random.Random(20261126)
         finished = []
+        waits = 0
         for n in range(rounds):
             sid, log = f"kill-{n}", tmp_path / f"kill-{n}.log"
-            answer = worker.job(db=env.url, sid=sid, log=str(log), kill_after=rng.uniform(0.0, whole))[
-                "answer"
-            ]
-            finished.append((sid, log, answer))
+            done = worker.job(db=env.url, sid=sid, log=str(log), kill_after=rng.uniform(0.0, whole))
+            finished.append((sid, log, done["answer"]))
+            waits += done["waits"]
     finally:
         worker.close()
     totals = Counter[str]()
@@ -142,8 +142,11 @@ async def _kill_rounds(env: StoreEnv, tmp_path: Path, rounds: int) -> None:
                     assert problems(await send(model, url, reply, to_provider_messages(history))) == []
     finally:
         await store.close()
-    print(f"\n{rounds} kills over {whole * 1000:.0f} ms runs: {dict(totals)}")
+    print(
+        f"\n{rounds} kills over {whole * 1000:.0f} ms runs: {dict(totals)}; {waits} resumes waited out a lease"
+    )
     assert totals["stored"] > 0 and totals["interrupted"] > 0  # kills landed while tools ran
+    assert waits > 0  # and a resume found the killed run's step still under its lease
 
 
 @pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)
