@@ -41,6 +41,7 @@ _LAZY = {
     "ApprovalConflictError": "agnt5.errors",
     "ApprovalNotPendingError": "agnt5.errors",
     "PendingApprovalError": "agnt5.errors",
+    "StepInProgressError": "agnt5.errors",
     "Denial": "agnt5.approvals",
     "PendingCall": "agnt5.approvals",
     "pending_approvals": "agnt5.journal",
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from agnt5.errors import HookError as HookError
     from agnt5.errors import InstructionsError as InstructionsError
     from agnt5.errors import PendingApprovalError as PendingApprovalError
+    from agnt5.errors import StepInProgressError as StepInProgressError
     from agnt5.errors import UsageLimitExceeded as UsageLimitExceeded
     from agnt5.guardrails import Guardrail as Guardrail
     from agnt5.guardrails import GuardrailResult as GuardrailResult
