@@ -145,10 +145,26 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+def _wait_for_effects(log: str, count: int, pid: int) -> None:
+    """Until `log` holds `count` side effects (or the child ended, or 10 s passed)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(log, encoding="utf-8") as f:
+                if sum(1 for _ in f) >= count:
+                    return
+        except FileNotFoundError:
+            pass
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return
+        time.sleep(0.0003)
+
+
 def serve() -> None:
     """Jobs as JSON lines on stdin, answers as JSON lines on stdout. Each job runs in a child
     forked from this warmed-up process (cheap); a `start` job with `kill_after` is SIGKILLed that
-    many seconds after it signalled ready, and its session then resumed in a second child."""
+    many seconds after it signalled ready (or after its `on_effect`-th tool side effect), and its
+    session then resumed in a second child."""
     journal_module.LEASE_SECONDS = 0.2  # a killed run's steps are resumable 0.2 s after it last renewed
     asyncio.run(agent().run("warm up"))  # imports and first-use costs paid once, before forking
     print(json.dumps({"ready": True}), flush=True)
@@ -163,6 +179,8 @@ def serve() -> None:
             os.waitpid(pid, 0)
             print(json.dumps({**first, "ran_for": time.perf_counter() - started}), flush=True)
             continue
+        if "on_effect" in job:  # right after the `on_effect`-th tool side effect: mid-step
+            _wait_for_effects(job["log"], int(job["on_effect"]), pid)
         time.sleep(kill_after)
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -124,7 +124,12 @@ async def _kill_rounds(env: StoreEnv, tmp_path: Path, rounds: int) -> None:
         waits = 0
         for n in range(rounds):
             sid, log = f"kill-{n}", tmp_path / f"kill-{n}.log"
-            done = worker.job(db=env.url, sid=sid, log=str(log), kill_after=rng.uniform(0.0, whole))
+            # Every other kill lands at a random moment of the run; the others within 2 ms of a
+            # random tool's side effect, while its step is being run and journalled.
+            when = {"kill_after": rng.uniform(0.0, whole)}
+            if n % 2:
+                when = {"kill_after": rng.uniform(0.0, 0.002), "on_effect": rng.randint(1, 5)}
+            done = worker.job(db=env.url, sid=sid, log=str(log), **when)
             finished.append((sid, log, done["answer"]))
             waits += done["waits"]
     finally:
@@ -145,8 +150,8 @@ async def _kill_rounds(env: StoreEnv, tmp_path: Path, rounds: int) -> None:
     print(
         f"\n{rounds} kills over {whole * 1000:.0f} ms runs: {dict(totals)}; {waits} resumes waited out a lease"
     )
-    assert totals["stored"] > 0 and totals["interrupted"] > 0  # kills landed while tools ran
-    assert waits > 0  # and a resume found the killed run's step still under its lease
+    # Kills landed while tools ran, and resumes found the killed run's step under its lease.
+    assert totals["stored"] > 0 and totals["interrupted"] > 0 and waits > 0
 
 
 @pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)
