@@ -37,6 +37,7 @@ from agnt5.agent_events import (
 from agnt5.agent_result import AgentResult, OutputT, partial_result
 from agnt5.agent_run import Run, gather_or_cancel, input_messages, run_local_session
 from agnt5.agent_tools import (
+    FINAL_RESULT_TOOL,
     final_result_schema,
     handoff_schema,
     handoff_tool_name,
@@ -63,7 +64,7 @@ from agnt5.resume import check_decisions as check_stray_decisions
 from agnt5.resume import finish_steps
 from agnt5.run_audit import finished_event, record_failure, tool_events
 from agnt5.run_context import DepsT, RunContext
-from agnt5.steps import FINAL_RESULT_TOOL, OnResult, run_step, step_meta
+from agnt5.steps import OnResult, run_step, step_meta
 from agnt5.store.base import NewEvent
 from agnt5.tokens import REPLY_PRIMER_TOKENS, counter_for
 from agnt5.tools import Tool, ToolResult, as_tool

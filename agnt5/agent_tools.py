@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from agnt5.models import ToolCall
-from agnt5.steps import FINAL_RESULT_TOOL
 from agnt5.tools import Tool, ToolResult
+
+FINAL_RESULT_TOOL = "final_result"
+"""The tool of structured output, for models without native JSON-schema output."""
 
 if TYPE_CHECKING:
     from agnt5.agent import Agent
@@ -65,6 +67,7 @@ def validation_errors(exc: pydantic.ValidationError) -> str:
 
 
 __all__ = [
+    "FINAL_RESULT_TOOL",
     "final_result_schema",
     "handoff_schema",
     "handoff_tool_name",

@@ -238,13 +238,18 @@ class Journal:
         await self.update(drop)
 
 
+def waiting(steps: Sequence[Step], session_id: str, recent: Sequence[Mapping[str, Any]]) -> list[PendingCall]:
+    """The calls of `steps` waiting for a decision, oldest first; `recent` (the newest messages)
+    tells which steps already reached the history."""
+    return [p for s in unfinished([s for s in steps if s.awaiting], recent) for p in s.pending(session_id)]
+
+
 async def pending_calls(session: Session) -> list[PendingCall]:
     """The tool calls of `session` waiting for a decision, oldest first."""
     steps = [s for s in await Journal(session).read() if s.awaiting]
     if not steps:  # the usual row: an emptied journal (no history read needed)
         return []
-    steps = unfinished(steps, await session.history(limit=50))
-    return [p for s in steps for p in s.pending(session.id)]
+    return waiting(steps, session.id, await session.history(limit=50))
 
 
 pending_approvals = pending_calls  # `agnt5.pending_approvals` (agnt5.pending_calls is another module)
@@ -263,4 +268,5 @@ __all__ = [
     "pending_calls",
     "sessions_with_steps",
     "unfinished",
+    "waiting",
 ]

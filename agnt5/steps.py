@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agnt5 import journal as journals
+from agnt5.agent_tools import FINAL_RESULT_TOOL
 from agnt5.approvals import needs_approval
 from agnt5.journal import AWAITING, DONE, RUNNING, STEP_KEY, CallRecord, Step, lease_end
 from agnt5.models import ToolCall
 from agnt5.tools import Tool, ToolResult
-
-FINAL_RESULT_TOOL = "final_result"  # the tool of structured output (agnt5.agent)
 
 if TYPE_CHECKING:
     from agnt5.agent import Agent

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agnt5.errors import InvalidInputError, SessionNotFoundError
-from agnt5.journal import NAMESPACE, decode, unfinished
+from agnt5.journal import NAMESPACE, decode, waiting
 from agnt5.messages import Message
 from agnt5.session import Session
 from agnt5.store._rows import encode_cursor
@@ -179,7 +179,6 @@ async def pending(store: Store, session_id: str, recent: Sequence[Mapping[str, A
     """The session's tool calls waiting for approval (`agnt5.journal`), oldest first; `recent`
     (the newest messages) tells which journalled steps already reached the history."""
     found = await store.kv_get(NAMESPACE, session_id)
-    steps = unfinished(decode(None if found is None else found[0]), recent)
     return [
         {
             "call_id": p.call_id,
@@ -189,8 +188,7 @@ async def pending(store: Store, session_id: str, recent: Sequence[Mapping[str, A
             "run_id": p.run_id,
             "requested_at": p.requested_at.isoformat(),
         }
-        for step in steps
-        for p in step.pending(session_id)
+        for p in waiting(decode(None if found is None else found[0]), session_id, recent)
     ]
 
 
