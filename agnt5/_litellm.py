@@ -245,8 +245,12 @@ async def aembedding(*, num_retries: int = 2, **kwargs: Any) -> Any:
 
 async def _call_with_retries(function: str, num_retries: int, kwargs: dict[str, Any]) -> Any:
     """Call `litellm.<function>(**kwargs)`; agnt5 retries (litellm's and the SDK's own are off)."""
-    call = getattr(get_litellm(), function)
-    kwargs.setdefault("num_retries", 0)
+    litellm = get_litellm()
+    call = getattr(litellm, function)
+    if getattr(litellm, "num_retries", None) is not None:
+        # Only an application-wide `litellm.num_retries` would make litellm retry; passing 0
+        # on every call costs litellm ~0.2 ms of argument handling, so it goes only then.
+        kwargs.setdefault("num_retries", 0)
     model = str(kwargs.get("model", ""))
     key_given = bool(kwargs.get("api_key"))
     attempt = 0

@@ -452,7 +452,7 @@ class Agent(Generic[DepsT, OutputT]):
                     for call, (result, _) in zip(calls, results, strict=True)
                 ]
                 finish = outcome.step.id if outcome.step is not None else None
-                history += run.append_soon(items, tool_events(run, self, calls, results, target), finish)
+                history += await run.store_step(items, tool_events(run, self, calls, results, target), finish)
                 if final is not None:
                     run.output, run.done = final, True
                     return

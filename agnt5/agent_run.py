@@ -156,7 +156,22 @@ class Run:
         is sent."""
         validated = [validate_message(message) for message, _ in items]
         if items or (events and self.durable):
-            self.writing = asyncio.ensure_future(self._write(self.writing, items, events, finish))
+            checked = [(body, meta) for body, (_, meta) in zip(validated, items, strict=True)]
+            self.writing = asyncio.ensure_future(self._write(self.writing, checked, events, finish))
+        return validated
+
+    async def store_step(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        events: Sequence[NewEvent],
+        finish: str | None,
+    ) -> list[dict[str, Any]]:
+        """Store a tool step (its messages and audit events in one transaction, then its journal
+        entry `finish` removed) before the next model request, and return its messages for that
+        request. Stored first, not alongside: a store that fails stops the run before another
+        billed request, and the write never competes with the request's own work."""
+        validated = self.append_soon(items, events, finish)
+        await self.settle()
         return validated
 
     async def _write(
@@ -168,9 +183,12 @@ class Run:
     ) -> None:
         if before is not None:
             await before
-        self.messages.extend(await self.session._append(items, events if self.durable else ()))
-        if finish is not None:
-            await self.journal.finish(finish)
+        events = events if self.durable else ()
+        if finish is None:
+            stored = await self.session._append(items, events, validated=True)
+        else:  # the step and the end of its journal entry, together where the store can
+            stored = await self.journal.store_finished(finish, items, events)
+        self.messages.extend(stored)
 
     async def settle(self) -> None:
         """Wait for the step being stored (shielded: a cancelled run still stores it whole)."""
@@ -204,7 +222,10 @@ class Run:
 async def gather_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:
     """All results in order; on the first failure the others are cancelled (and awaited) before
     the error propagates, so no tool keeps running after its run stopped."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    pending = list(awaitables)
+    if len(pending) == 1:  # one call (the usual step): no task to schedule
+        return [await pending[0]]
+    tasks = [asyncio.ensure_future(a) for a in pending]
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:

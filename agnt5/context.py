@@ -205,15 +205,17 @@ async def build_prompt(
         text = await agent._instructions.render(run.ctx)
     instructions = [{"role": "system", "content": text}] if text else []
     own = sum(count(m) for m in instructions)
-    if own + sum(count(m) for m in history) > budget and run.durable:
+    total = own + sum(count(m) for m in history)
+    if total > budget and run.durable:
         from agnt5.pruning import prune_to_fit
 
         await run.settle()
         pruned = await prune_to_fit(run.session, budget - own, model=model)
         if pruned is not None and pruned.changed:
             history = await run.read()
+            total = own + sum(count(m) for m in history)
     messages: list[Mapping[str, Any]] = without_unanswered_calls([*instructions, *history])
-    if own + sum(count(m) for m in history) > budget:
+    if total > budget:
         messages = fit_to_budget(messages, budget, count)
     return to_provider_messages(messages), history, None
 

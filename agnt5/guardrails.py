@@ -93,7 +93,10 @@ async def first_tripped(
     """Run every guardrail concurrently; the error for the first (in order) that tripped, or None."""
     if not guardrails:
         return None
-    results = await asyncio.gather(*(g.check(ctx, value) for g in guardrails))
+    if len(guardrails) == 1:  # the usual case: no task to schedule
+        results = [await guardrails[0].check(ctx, value)]
+    else:
+        results = await asyncio.gather(*(g.check(ctx, value) for g in guardrails))
     for guardrail, result in zip(guardrails, results, strict=True):
         if result.tripwire:
             reason = result.reason or "no reason given"

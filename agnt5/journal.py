@@ -8,7 +8,8 @@ session id; compare-and-set keeps concurrent writers apart):
 - before any of its tools run, the step is written with each call `running` — or `awaiting` a
   decision when its tool requires approval;
 - each result is written as it completes (the last one goes straight into the history);
-- once the history holds the step, its entry is removed.
+- once the history holds the step, its entry is removed — in the same transaction as the step's
+  append where the store can (SQLite), else right after.
 
 A run that starts on a session with a step here finishes that step first (`agnt5.resume`):
 stored results are reused (never run twice), approved calls run, a `running` call without a
@@ -30,6 +31,7 @@ from agnt5.approvals import PendingCall, parse_arguments
 from agnt5.errors import UpdateConflictError
 
 if TYPE_CHECKING:
+    from agnt5.messages import Message
     from agnt5.session import Session
     from agnt5.store.base import Store
 
@@ -236,6 +238,29 @@ class Journal:
             steps.pop(step_id, None)
 
         await self.update(drop)
+
+    async def store_finished(
+        self,
+        step_id: str,
+        items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        events: Sequence[Any],
+    ) -> list[Message]:
+        """Append a step's validated messages and events, its entry dropped from the journal in
+        the same transaction where the store can (SQLite); else, or if another writer moved the
+        journal on meanwhile, dropped right after."""
+        async with self._lock:
+            if self.version and step_id in self.steps:
+                left = {k: s for k, s in self.steps.items() if k != step_id}
+                value = {"steps": [s.to_json() for s in left.values()]}
+                kv = (NAMESPACE, self.session.id, value, self.version)
+                stored, written = await self.session._append_and_set(items, events, kv)
+                if written:
+                    self.steps, self.version = left, self.version + 1
+                    return stored
+            else:
+                stored = await self.session._append(items, events, validated=True)
+        await self.finish(step_id)
+        return stored
 
 
 def waiting(steps: Sequence[Step], session_id: str, recent: Sequence[Mapping[str, Any]]) -> list[PendingCall]:

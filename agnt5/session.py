@@ -333,28 +333,54 @@ class Session:
         self,
         items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
         events: Sequence[NewEvent],
+        *,
+        validated: bool = False,
     ) -> builtins.list[Message]:
-        """Validate and append (message, metadata) pairs plus audit events, in one transaction."""
-        new = await self._new_messages(items)
+        """Validate (unless the caller did: `validated`) and append (message, metadata) pairs plus
+        audit events, in one transaction."""
+        return (await self._store_new(await self._new_messages(items, validated), events, None))[0]
+
+    @tracing.traced_session("append")
+    async def _append_and_set(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        events: Sequence[NewEvent],
+        kv: tuple[str, str, Any, int],
+    ) -> tuple[builtins.list[Message], bool]:
+        """`_append` of validated messages, and on a store that can, `kv` (namespace, key, value,
+        expected version) set in the same transaction; returns the messages and whether it was
+        set (False: the caller sets it on its own)."""
+        return await self._store_new(await self._new_messages(items, True), events, kv)
+
+    async def _store_new(
+        self,
+        new: builtins.list[NewMessage],
+        events: Sequence[NewEvent],
+        kv: tuple[str, str, Any, int] | None,
+    ) -> tuple[builtins.list[Message], bool]:
         if not new and not events:
-            return []
+            return [], False
         header = self._header if self._header is not None and not self._pending else await self._ensure()
         if not new:
             await asyncio.shield(self.store.append_events(header, list(events)))
-            return []
+            return [], False
         # The store commits a queued append even if this task is cancelled while waiting.
-        out = await self.store.append_messages(header, new, events)
+        combined = getattr(self.store, "append_messages_and_set", None) if kv is not None else None
+        if combined is not None:
+            out, written = await combined(header, new, events, kv)
+        else:
+            out, written = await self.store.append_messages(header, new, events), False
         await self._appended(header, out)
-        return out
+        return out, written
 
     async def _new_messages(
-        self, items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+        self, items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], validated: bool = False
     ) -> builtins.list[NewMessage]:
-        """(message, metadata) pairs validated and counted, as the store takes them."""
+        """(message, metadata) pairs validated (unless they were) and counted, as the store takes them."""
         count = counter_for(self.model)
         new: builtins.list[NewMessage] = []
         for raw, meta in items:
-            body = validate_message(raw)
+            body = dict(raw) if validated else validate_message(raw)
             if _long(body):  # counting megabytes takes a while: keep the event loop free meanwhile
                 tokens = await asyncio.to_thread(count.message, body)
             else:
@@ -389,10 +415,11 @@ class Session:
         """
         combined = getattr(self.store, "read_and_append", None)
         if combined is None or self._pending or not items:
-            if kv is None:
-                history, found = await self.history(), None
-            else:
-                history, found = await asyncio.gather(self.history(), self.store.kv_get(*kv))
+            # The key/value first, then the history: a tool step leaves the journal only once its
+            # messages are in the history, so read in this order the two never miss a step between
+            # them (read together, a step finished meanwhile could be in neither).
+            found = None if kv is None else await self.store.kv_get(*kv)
+            history = await self.history()
             if not accept(history, found):
                 return history, None, found
             return history, await self._append(items, events), found

@@ -21,6 +21,8 @@ from agnt5.journal import AWAITING, DONE, RUNNING, STEP_KEY, CallRecord, Step, l
 from agnt5.models import ToolCall
 from agnt5.tools import Tool, ToolResult
 
+FLUSH_DELAY = 0.001  # seconds a finished call's result waits for others to join its journal write
+
 if TYPE_CHECKING:
     from agnt5.agent import Agent
     from agnt5.agent_run import Run
@@ -99,21 +101,38 @@ async def run_calls(
     recorder: Recorder | None,
 ) -> list[Ran]:
     """Run `calls` of a journalled step, renewing its lease while they run."""
-    renewing = asyncio.ensure_future(_renew(run, step.id)) if step is not None and calls else None
+    renewal = _Renewal(run, step.id) if step is not None and calls else None
     try:
         return await agent._run_tools(run, calls, handoffs, tools, recorder)
     finally:
-        if renewing is not None:
-            renewing.cancel()
-            await asyncio.gather(renewing, return_exceptions=True)
+        if renewal is not None:
+            await renewal.stop()
         if recorder is not None:
             await recorder.settle()
 
 
-async def _renew(run: Run, step_id: str) -> None:
-    while True:
-        await asyncio.sleep(journals.LEASE_SECONDS / 3)
-        await run.journal.lease([step_id], lease_end())
+class _Renewal:
+    """Renews a step's lease every third of `LEASE_SECONDS` while its calls run. A timer until
+    the first renewal is due (most steps end long before): no task to start and cancel."""
+
+    def __init__(self, run: Run, step_id: str) -> None:
+        self.run, self.step_id = run, step_id
+        self.task: asyncio.Task[None] | None = None
+        self.timer = asyncio.get_running_loop().call_later(journals.LEASE_SECONDS / 3, self._start)
+
+    def _start(self) -> None:
+        self.task = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
+        while True:
+            await self.run.journal.lease([self.step_id], lease_end())
+            await asyncio.sleep(journals.LEASE_SECONDS / 3)
+
+    async def stop(self) -> None:
+        self.timer.cancel()
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
 
 
 class Recorder:
@@ -130,6 +149,7 @@ class Recorder:
         self.left = len(calls)
         self.unsaved: list[tuple[str, str, bool, float]] = []
         self.flushing: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     async def __call__(self, call: ToolCall, result: ToolResult, duration: float) -> None:
         self.left -= 1
@@ -139,13 +159,15 @@ class Recorder:
             found.duration_ms = round(duration * 1000, 3)
         # An idempotent call's result is kept for a pause (then it is written), not flushed for.
         self.unsaved.append((call.id, result.content, result.is_error, round(duration * 1000, 3)))
-        if self.left and not self.idempotent[call.id] and self.flushing is None:
-            self.flushing = asyncio.ensure_future(self._flush_soon())
+        if self.left and not self.idempotent[call.id] and self.flushing is None and self.timer is None:
+            # Calls finishing within the next moment join this write (parallel calls of fast
+            # tools end together: then the step goes to the history with them, and none is made).
+            self.timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_now)
 
-    async def _flush_soon(self) -> None:
-        for _ in range(3):  # let calls finishing at the same moment join this write
-            await asyncio.sleep(0)
-        await self._flush()
+    def _flush_now(self) -> None:
+        self.timer = None
+        if self.unsaved and self.left and self.flushing is None:
+            self.flushing = asyncio.ensure_future(self._flush())
 
     async def _flush(self) -> None:
         while self.unsaved and (self.left or self.step.awaiting):
@@ -156,6 +178,9 @@ class Recorder:
     async def settle(self) -> None:
         """After the calls: wait for (or skip) the pending write; a step that waits for a decision
         has every result journalled before the run pauses."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.flushing is not None:
             await self.flushing
         if self.step.awaiting and self.unsaved:

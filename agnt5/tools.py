@@ -343,7 +343,7 @@ class Tool(Generic[P, R]):
                 result = await self.function(*args, **values)
             else:
                 result = await asyncio.to_thread(self.function, *args, **values)
-            if inspect.isawaitable(result):
+            if not isinstance(result, str) and inspect.isawaitable(result):
                 result = await result
         except Exception as exc:
             return ToolResult(f"Error: tool '{self.name}' failed: {type(exc).__name__}: {exc}", is_error=True)

@@ -538,25 +538,27 @@ async def test_invalid_input_is_refused_before_any_request(mem_store: SqliteStor
     assert route.call_count == 0 and await session.history() == []
 
 
-async def test_a_step_that_fails_to_store_stops_the_run_before_the_next_response_is_used(
-    mem_store: SqliteStore,
+@pytest.mark.parametrize("idempotent", [False, True], ids=["journalled", "not-journalled"])
+async def test_a_step_that_fails_to_store_stops_the_run_before_the_next_request(
+    mem_store: SqliteStore, idempotent: bool
 ) -> None:
     from agnt5.errors import StoreError
 
     session = Session("s", store=mem_store)
-    real_append = session._append
+    real_store = session._store_new
 
-    async def failing_tool_steps(items: Any, events: Any) -> Any:
-        if any(message.get("role") == "tool" for message, _ in items):
+    async def failing_tool_steps(new: Any, events: Any, kv: Any) -> Any:
+        if any(m.body.get("role") == "tool" for m in new):
             raise StoreError("disk full")
-        return await real_append(items, events)
+        return await real_store(new, events, kv)
 
-    session._append = failing_tool_steps  # type: ignore[method-assign]
-    model = ScriptedModel().tool_call("search", {"query": "x"}).text("never stored")
+    session._store_new = failing_tool_steps  # type: ignore[method-assign]
+    model = ScriptedModel().tool_call("search", {"query": "x"}).text("never sent")
+    agent = Agent("a", model=model, tools=[tool(search, idempotent=idempotent)])
     with pytest.raises(StoreError, match="disk full"):
-        await Agent("a", model=model, tools=[search]).run("go", session=session)
-    # The step's write overlapped the next request; its response was not acted on or stored.
-    assert len(model.calls) == 2
+        await agent.run("go", session=session)
+    # The step is stored before the next request: a failed write costs no further model call.
+    assert len(model.calls) == 1
     assert [m["role"] for m in await session.history()] == ["user"]
 
 

@@ -1,6 +1,7 @@
 """How an agent run reaches its SQLite session: the history read and the input stored in one
-store call, then one call per step and one for the answer — with the stored header, conflicts,
-pending calls and failures as before."""
+store call, then per tool step its journal entry and the step stored with that entry dropped
+(one call each), and one call for the answer — with the stored header, conflicts, pending calls
+and failures as before."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ TRIPS = (
     "read_messages",
     "get_session",
     "append_messages",
+    "append_messages_and_set",
     "append_events",
+    "kv_get",
+    "kv_compare_and_set",
 )
 
 
@@ -62,14 +66,21 @@ def two_calls_then_answer(messages: list[dict[str, Any]], info: Any) -> Any:
     ]
 
 
-async def test_a_run_takes_three_store_calls_and_stores_everything(store: SqliteStore) -> None:
+async def test_a_run_takes_four_store_calls_and_stores_everything(store: SqliteStore) -> None:
     counts = count_trips(store)
     agent = Agent("w", model=FunctionModel(two_calls_then_answer), tools=[weather])
     session = Session("trips", user_id="u1", store=store)
     result = await agent.run("Weather in Paris and Tokyo?", session=session)
     assert result.output == "Sunny in both."
-    # History + input in one call, the tool step, the answer with the run's end.
-    assert counts == {"read_and_append": 1, "append_messages": 2}
+    # History (and journal) + input in one call; the step journalled before its tools run; the
+    # step stored with its journal entry dropped; the answer with the run's end.
+    assert counts == {
+        "read_and_append": 1,
+        "kv_compare_and_set": 1,
+        "append_messages_and_set": 1,
+        "append_messages": 1,
+    }
+    assert await store.kv_get("agnt5.steps", "trips") == ({"steps": []}, 2)  # begun, then dropped
     stored = await Session("trips", store=store).history()
     assert [m.role for m in stored] == ["user", "assistant", "tool", "tool", "assistant"]
     assert [m.seq for m in stored] == [1, 2, 3, 4, 5]

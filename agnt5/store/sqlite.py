@@ -212,6 +212,8 @@ class _AppendJob:
     first_seq: int = 0
     updated_at: float = 0.0  # the session's update time as of this append
     settled: bool = False
+    kv: tuple[str, str, str, int] | None = None  # (namespace, key, value JSON, expected version)
+    kv_written: bool = False
 
     def settle(self, first_seq: int | None, error: BaseException | None) -> None:
         """Answer the waiting caller (once; from the database thread)."""
@@ -467,11 +469,7 @@ class SqliteStore:
                     (namespace, key, encoded, _now()),
                 )
             else:
-                cur = conn.execute(
-                    "UPDATE kv SET value = ?, version = version + 1, updated_at = ? "
-                    "WHERE namespace = ? AND key = ? AND version = ?",
-                    (encoded, _now(), namespace, key, expected_version),
-                )
+                cur = conn.execute(_UPDATE_KV, (encoded, _now(), namespace, key, expected_version))
             return cur.rowcount == 1
 
         return await self._call(run)
@@ -577,6 +575,31 @@ class SqliteStore:
     async def append_messages(
         self, header: SessionHeader, messages: Sequence[NewMessage], events: Sequence[NewEvent]
     ) -> list[Message]:
+        return (await self._queue_append(header, messages, events, None))[0]
+
+    async def append_messages_and_set(
+        self,
+        header: SessionHeader,
+        messages: Sequence[NewMessage],
+        events: Sequence[NewEvent],
+        kv: tuple[str, str, Any, int],
+    ) -> tuple[list[Message], bool]:
+        """`append_messages`, and in the same transaction `kv_compare_and_set(*kv)` (namespace,
+        key, value, expected version); returns the appended messages and whether the value was
+        set. A version that moved on sets nothing and still appends (the caller retries the set)."""
+        namespace, key, value, expected = kv
+        if not 1 <= expected <= MAX_INT:  # only an update: the row exists once a step was begun
+            return await self.append_messages(header, messages, events), False
+        encoded = (namespace, key, _encode_kv(namespace, key, value), expected)
+        return await self._queue_append(header, messages, events, encoded)
+
+    async def _queue_append(
+        self,
+        header: SessionHeader,
+        messages: Sequence[NewMessage],
+        events: Sequence[NewEvent],
+        kv: tuple[str, str, str, int] | None,
+    ) -> tuple[list[Message], bool]:
         db = self._database()
         now = _now()
         entries = new_entries(messages, now)
@@ -584,7 +607,7 @@ class SqliteStore:
         rows = [(m.tokens, encode(m, "message")) for m in entries]
         check_header(header)
         encoded = encode_events(events)
-        job = _AppendJob(header, now, rows, encoded, asyncio.get_running_loop().create_future())
+        job = _AppendJob(header, now, rows, encoded, asyncio.get_running_loop().create_future(), kv=kv)
         # Queued before the first await: a cancelled caller still gets its append committed whole.
         self._appends.append(job)
         try:
@@ -597,7 +620,7 @@ class SqliteStore:
         first = await job.future
         for i, entry in enumerate(entries):
             entry.seq = first + i
-        return entries
+        return entries, job.kv_written
 
     def _drain_appends(self, conn: sqlite3.Connection) -> None:
         """Commit every queued append in one transaction; on failure, retry each on its own, so
@@ -658,7 +681,7 @@ class SqliteStore:
         caller's transaction must do it: a session new to this store or moved on by another
         writer since this store's last append to it, or one whose update time is due to move
         (that moves with the append, at most once a second)."""
-        if len(job.rows) != 1 or job.events:
+        if len(job.rows) != 1 or job.events or job.kv is not None:
             return False
         sid, now = job.header.id, job.now
         seq, updated_at = self._recent.get(sid, (0, -_TOUCH_INTERVAL))
@@ -1186,8 +1209,12 @@ def _touched(
 
 
 def _append(conn: sqlite3.Connection, job: _AppendJob) -> int:
-    """Number and insert one queued append (and its events); returns its first seq."""
+    """Number and insert one queued append (and its events, and its conditional key/value
+    write); returns its first seq."""
     seq, job.updated_at = _insert_append(conn, job.header, job.now, job.rows, job.events)
+    if job.kv is not None:
+        namespace, key, value, expected = job.kv
+        job.kv_written = conn.execute(_UPDATE_KV, (value, job.now, namespace, key, expected)).rowcount == 1
     return seq
 
 
@@ -1275,6 +1302,11 @@ def _encode_kv(namespace: str, key: str, value: Any) -> str:
     check_text(key, "entity key")
     return encode(value, f"entity value {key!r}")
 
+
+_UPDATE_KV = (
+    "UPDATE kv SET value = ?, version = version + 1, updated_at = ? "
+    "WHERE namespace = ? AND key = ? AND version = ?"
+)
 
 _EncodedWrite = tuple[str, str, str, str | None]
 

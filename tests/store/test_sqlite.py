@@ -461,3 +461,45 @@ async def test_opening_a_new_file_another_process_is_creating_waits_for_it(tmp_p
         release.join()
         other.close()
         await store.close()
+
+
+async def test_append_messages_and_set_writes_both_in_one_transaction(store: SqliteStore) -> None:
+    """A tool step's messages and its journal entry's removal: one transaction. A version that
+    moved on sets nothing (the caller sets it again) yet the messages are appended; a failing
+    append sets nothing either."""
+    s = Session("both", store=store)
+    await s.send_message({"role": "user", "content": "first"})
+    assert await store.kv_compare_and_set("agnt5.steps", "both", {"steps": ["one"]}, 0)
+    tool_msg = [({"role": "user", "content": "second"}, {"agent": "a"})]
+
+    statements = capture_sql(store)
+    stored, written = await s._append_and_set(
+        tool_msg, [NewEvent("e", {})], ("agnt5.steps", "both", {"steps": []}, 1)
+    )
+    stop_capture(store)
+    assert written and [m.seq for m in stored] == [2]
+    assert await store.kv_get("agnt5.steps", "both") == ({"steps": []}, 2)
+    writes = [q.split()[0].upper() for q in statements if q.split()[0].upper() in ("BEGIN", "COMMIT")]
+    assert writes == ["BEGIN", "COMMIT"], statements
+
+    stale = ("agnt5.steps", "both", {"steps": ["lost"]}, 1)
+    stored, written = await s._append_and_set(tool_msg, [], stale)
+    assert not written and [m.seq for m in stored] == [3]
+    assert await store.kv_get("agnt5.steps", "both") == ({"steps": []}, 2)
+
+    never = ("agnt5.steps", "both", {"steps": ["never"]}, 0)  # only an update is combined
+    stored, written = await s._append_and_set(tool_msg, [], never)
+    assert not written and [m.seq for m in stored] == [4]
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    real = sqlite_module._insert_append
+    sqlite_module._insert_append = broken  # type: ignore[assignment]
+    try:
+        with pytest.raises(StoreError, match="disk I/O error"):
+            await s._append_and_set(tool_msg, [], ("agnt5.steps", "both", {"steps": ["x"]}, 2))
+    finally:
+        sqlite_module._insert_append = real  # type: ignore[assignment]
+    assert await store.kv_get("agnt5.steps", "both") == ({"steps": []}, 2)
+    assert [m.seq for m in await Session("both", store=store).history()] == [1, 2, 3, 4]
