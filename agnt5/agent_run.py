@@ -28,6 +28,7 @@ from agnt5.usage import Usage, UsageLimits
 if TYPE_CHECKING:
     from agnt5.agent import Agent
     from agnt5.hooks import RunHooks
+    from agnt5.messages import Message
     from agnt5.session import Session
 
 T = TypeVar("T")
@@ -170,9 +171,15 @@ class Run:
         entry `finish` removed) before the next model request, and return its messages for that
         request. Stored first, not alongside: a store that fails stops the run before another
         billed request, and the write never competes with the request's own work."""
-        validated = self.append_soon(items, events, finish)
         await self.settle()
-        return validated
+        start = len(self.messages)
+        if self.durable:
+            self.append_soon(items, events, finish)
+            await self.settle()  # shielded: a cancelled run still stores the step whole
+        else:  # process memory: the write never waits on anything, so nothing can cut it short
+            validated = [(validate_message(m), meta) for m, meta in items]
+            await self._write(None, validated, events, finish)
+        return self.messages[start:]  # as stored: with their token counts, not counted again
 
     async def _write(
         self,
@@ -204,11 +211,13 @@ class Run:
         """Store messages and (on an application's session) audit events in one transaction,
         after any step still being stored. Shielded: an answer is stored whole."""
         await self.settle()
-        stored: list[dict[str, Any]] = list(
-            await asyncio.shield(self.session._append(items, events if self.durable else ()))
-        )
+        stored: list[Message]
+        if self.durable:
+            stored = await asyncio.shield(self.session._append(items, events))
+        else:  # process memory: nothing to shield (the session goes with the run)
+            stored = await self.session._append(items, ())
         self.messages.extend(stored)
-        return stored
+        return list(stored)
 
     async def audit(self, events: Sequence[NewEvent]) -> None:
         """Record audit events on an application's session (a no-op on a run-local one), after
