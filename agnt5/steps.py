@@ -137,7 +137,7 @@ class _Renewal:
 
 class Recorder:
     """Journals a step's results as they complete. Results that complete together go in one
-    write, started a moment after the first; none is written when the step then goes to the
+    write, started `FLUSH_DELAY` after the first; none is written when the step then goes to the
     history anyway (all calls done, none waiting: that write carries them), and an idempotent
     call's result starts no write (it may simply run again) but goes with the next one, and with
     a pause. Dropping a write only makes a crashed call "interrupted"."""
