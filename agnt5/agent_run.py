@@ -66,7 +66,7 @@ class Run:
     done: bool = False
     final: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = field(default_factory=list)
 
-    writing: asyncio.Future[None] | None = None  # the step being stored while the model works
+    writing: asyncio.Future[None] | None = None  # messages being stored (awaited by `settle`)
     journal: Journal = field(init=False)  # the session's tool steps in flight (agnt5.journal)
     steps: list[Step] = field(default_factory=list)  # steps found unfinished when the run started
     busy: list[Step] = field(default_factory=list)  # unfinished steps another process runs (leased)
@@ -150,11 +150,11 @@ class Run:
         events: Sequence[NewEvent] = (),
         finish: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Start storing a step (messages and audit events, one transaction; then its journal
-        entry `finish` is removed) and return its messages, validated, for the next prompt. The
-        write overlaps the next model request and is awaited as soon as the response arrives
-        (`settle`), before anything else happens; invalid messages raise here, before any request
-        is sent."""
+        """Start storing messages and audit events (one transaction; with `finish`, that journal
+        entry dropped with them where the store can) and return the messages, validated. The write
+        is awaited by `settle` — by `store_step` at once; the answers to calls found unanswered at
+        a run's start are stored while its first request is made. Invalid messages raise here,
+        before any request is sent."""
         validated = [validate_message(message) for message, _ in items]
         if items or (events and self.durable):
             checked = [(body, meta) for body, (_, meta) in zip(validated, items, strict=True)]
