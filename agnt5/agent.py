@@ -548,15 +548,6 @@ class Agent(Generic[DepsT, OutputT]):
         await sources.enter(self.tool_sources)
         return [*self.tools, *await list_all(self.tool_sources, run.ctx, self._taken_names())]
 
-    def _step_events(
-        self,
-        run: Run,
-        calls: Sequence[ToolCall],
-        results: Sequence[tuple[ToolResult, float]],
-        target: Agent[Any, Any] | None,
-    ) -> list[NewEvent]:
-        return tool_events(run, self, calls, results, target)
-
     async def _pause(
         self, run: Run, agent: Agent[Any, Any], unstored: list[NewEvent], hooks: RunHooks[Any] | None
     ) -> AgentResult[Any]:

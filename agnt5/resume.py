@@ -27,6 +27,7 @@ from agnt5.errors import (
 )
 from agnt5.journal import AWAITING, DONE, LIVE, RUNNING, STEP_KEY, Step, lease_end, now
 from agnt5.models import ToolCall
+from agnt5.run_audit import tool_events
 from agnt5.steps import Recorder, run_calls, step_meta
 from agnt5.store.base import NewEvent
 from agnt5.tools import ToolResult
@@ -155,7 +156,7 @@ async def finish_steps(
         items = [(step.assistant, step_meta(agent.name, step))] + [
             tool_message(c, r, agent.name) for c, (r, _) in zip(all_calls, results, strict=True)
         ]
-        events += agent._step_events(run, all_calls, results, target)
+        events += tool_events(run, agent, all_calls, results, target)
         await _store(run, step, items, events)
         final = agent._final_from_tool(all_calls, results)
         if final is not None:

@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,8 +52,11 @@ os.environ.setdefault("OPENAI_API_KEY", "sk-bench-not-a-real-key")
 os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-bench-not-a-real-key")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
 import httpx
 import respx
+from _wire import uncached
 
 import agnt5.context
 from agnt5 import Agent, LanguageModel, Session, _litellm, tool
@@ -279,14 +283,6 @@ def parse(body: dict[str, Any]) -> Request:
     return Request(blocks, head, max(head, 1 + newest), messages[newest]["content"])
 
 
-def _uncached(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _uncached(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [_uncached(v) for v in value]
-    return value
-
-
 def parse_anthropic(body: dict[str, Any]) -> Request:
     """An Anthropic request as Anthropic caches it: tools, then each system block, then each
     content block of each message (role included), with the breakpoints where agnt5 set them."""
@@ -298,7 +294,7 @@ def parse_anthropic(body: dict[str, Any]) -> Request:
     items += [(m["role"], b) for m in body["messages"] for b in m["content"]]
     blocks, breakpoints = [], []
     for k, (role, block) in enumerate(items):
-        blocks.append(enc.encode(role + "\n" + json.dumps(_uncached(block), separators=(",", ":"))))
+        blocks.append(enc.encode(role + "\n" + json.dumps(uncached(block), separators=(",", ":"))))
         marked = "cache_control" in block if isinstance(block, dict) else "cache_control" in block[-1]
         if marked:
             breakpoints.append(k + 1)

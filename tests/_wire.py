@@ -121,3 +121,13 @@ def openai_stream(chunks: list[dict[str, Any]]) -> httpx.Response:
 def sent(route: Any, index: int = -1) -> Any:
     """The JSON body of a request a respx route received."""
     return json.loads(route.calls[index].request.content)
+
+
+def uncached(value: Any) -> Any:
+    """A request body (or part of one) without its `cache_control` markers, which move to the
+    newest message every request: what stays the same between two requests compares equal."""
+    if isinstance(value, dict):
+        return {k: uncached(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [uncached(v) for v in value]
+    return value

@@ -18,7 +18,7 @@ import pytest
 import respx
 from _convo import scores_for
 from _mocks import ANTHROPIC_URL, GEMINI_HOST, OPENAI_URL, fixture_json, sse_response
-from _wire import anthropic_message, gemini_content, openai_chat, sent
+from _wire import anthropic_message, gemini_content, openai_chat, sent, uncached
 
 from agnt5 import Agent, ContextBudget, Session, tool
 from agnt5.context import CUT_KEY, SUMMARY_NOTE, stable_window
@@ -427,15 +427,6 @@ def _anthropic_model(request: httpx.Request) -> httpx.Response:
     return anthropic_message("noted " * 20)
 
 
-def _uncached(value: Any) -> Any:
-    """`value` without its cache_control markers (they move to the newest message every request)."""
-    if isinstance(value, dict):
-        return {k: _uncached(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [_uncached(v) for v in value]
-    return value
-
-
 def _opens_with_summary(body: dict[str, Any]) -> bool:
     first = body["messages"][0]["content"]
     return isinstance(first, list) and first[0]["text"].startswith(SUMMARY_NOTE + SUMMARY_HEADER)
@@ -472,8 +463,8 @@ async def test_an_anthropic_summary_is_sent_in_the_history_and_leaves_the_system
         assert after["messages"][0]["role"] == "user"
         roles = [m["role"] for m in after["messages"]]
         assert all(a != b for a, b in itertools.pairwise(roles))  # consecutive user messages merged
-        kept = _uncached(before["messages"][:-1])
-        if _uncached(after["messages"][: len(kept)]) != kept:
+        kept = uncached(before["messages"][:-1])
+        if uncached(after["messages"][: len(kept)]) != kept:
             breaks += 1  # a prune: a new summary opens the messages
             assert _opens_with_summary(after) and after["messages"][0] != before["messages"][0]
     assert breaks == len(prunes)  # between prunes each request extends the one before
@@ -493,11 +484,11 @@ async def test_an_anthropic_summary_is_sent_in_the_history_and_leaves_the_system
     assert session.get_state(CUT_KEY)["helper"] == cut
     assert len([e for e in await session.events() if e.type == "prune"]) == len(prunes)
     assert json.dumps(after["system"]) == json.dumps(before["system"])
-    kept = _uncached(before["messages"][:-1])
-    assert _uncached(after["messages"][: len(kept)]) == kept
-    newest = _uncached(before["messages"][-1]["content"])
+    kept = uncached(before["messages"][:-1])
+    assert uncached(after["messages"][: len(kept)]) == kept
+    newest = uncached(before["messages"][-1]["content"])
     assert newest[-1] == {"type": "text", "text": "The user's topic is gardening."}
-    assert _uncached(after["messages"][len(kept)]["content"]) == newest[:-1]  # the turn, without the state
+    assert uncached(after["messages"][len(kept)]["content"]) == newest[:-1]  # the turn, without the state
     assert after["messages"][-1]["content"][-1] == {"type": "text", "text": "The user's topic is astronomy."}
 
 

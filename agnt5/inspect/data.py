@@ -425,14 +425,18 @@ async def export(store: Store, session_id: str, format: str) -> str:
     return await session.export(format=format)
 
 
+def _whole(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a whole number, got {value!r}", field=name) from None
+
+
 def positive(value: str | None, name: str, default: int, maximum: int) -> int:
     """A paging parameter: a whole number from 1 to `maximum` (InvalidInputError otherwise)."""
     if value is None or value == "":
         return default
-    try:
-        n = int(value)
-    except ValueError:
-        raise InvalidInputError(f"{name} must be a whole number, got {value!r}", field=name) from None
+    n = _whole(value, name)
     if not 1 <= n <= maximum:
         raise InvalidInputError(f"{name} must be from 1 to {maximum}, got {n}", field=name)
     return n
@@ -442,10 +446,7 @@ def optional_int(value: str | None, name: str, minimum: int = 0) -> int | None:
     """An optional cursor parameter (a seq or an event id)."""
     if value is None or value == "":
         return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise InvalidInputError(f"{name} must be a whole number, got {value!r}", field=name) from None
+    n = _whole(value, name)
     if n < minimum:
         raise InvalidInputError(f"{name} must be {minimum} or more, got {n}", field=name)
     return n

@@ -75,6 +75,7 @@ from agnt5.errors import (
     UpdateConflictError,
 )
 from agnt5.messages import Message, stored_message
+from agnt5.store._page_sql import page_query
 from agnt5.store._rows import (
     MAX_INT,
     SESSION_COLUMNS,
@@ -971,28 +972,17 @@ class PostgresStore:
         """Up to `limit` messages placed before (the newest such) or after (the oldest such) the
         message `before_seq` / `after_seq`, oldest first; `after_seq=0` starts at the beginning."""
         limit = clamp(limit)
-        anchor_seq = before_seq if before_seq is not None else after_seq
-        newer = before_seq is None and after_seq is not None
-        where = "session_id = $1 AND pos " + (">" if newer else "<") + " $2"
-        sql = f"SELECT pos, seq, tokens, entry, NULL AS pruned_by FROM messages WHERE {where}"
-        if include_pruned:
-            sql += f" UNION ALL SELECT pos, seq, tokens, entry, pruned_by FROM pruned_messages WHERE {where}"
-        sql += " ORDER BY pos" + ("" if newer else " DESC") + " LIMIT $3"
+        q = page_query(before_seq, after_seq, include_pruned, session="$1", seq="$2", pos="$2", limit="$3")
 
         async def run(conn: asyncpg.Connection) -> list[Message]:
-            pos = float("inf") if anchor_seq is None else float("-inf")
-            if anchor_seq is not None and (anchor_seq > 0 or before_seq is not None):
-                found = await conn.fetchval(
-                    "SELECT pos FROM messages WHERE session_id = $1 AND seq = $2 UNION ALL "
-                    "SELECT pos FROM pruned_messages WHERE session_id = $1 AND seq = $2 LIMIT 1",
-                    session_id,
-                    min(max(anchor_seq, 0), MAX_INT),
-                )
+            pos = q.start
+            if q.anchor is not None:
+                found = await conn.fetchval(q.anchor_sql, session_id, q.anchor)
                 if found is None:
                     return []
                 pos = float(found)
-            rows = list(await conn.fetch(sql, session_id, pos, limit))
-            if not newer:
+            rows = list(await conn.fetch(q.sql, session_id, pos, limit))
+            if not q.newer:
                 rows.reverse()
             return [_message(r[3], r[1], r[2], r[4]) for r in rows]
 

@@ -39,6 +39,7 @@ from agnt5.errors import (
 from agnt5.messages import Message, stored_message
 from agnt5.store import _prune_sql, _undo_sql
 from agnt5.store import _sqlite_counters as counters
+from agnt5.store._page_sql import page_query
 from agnt5.store._rows import (
     MAX_INT,
     check_header,
@@ -1439,27 +1440,17 @@ def _read_messages_page(
     limit: int,
     include_pruned: bool,
 ) -> list[Message]:
-    anchor_seq = before_seq if before_seq is not None else after_seq
-    pos: float = float("-inf")
-    if anchor_seq is None:
-        pos = float("inf")
-    elif anchor_seq > 0 or before_seq is not None:
-        row = conn.execute(
-            "SELECT pos FROM messages WHERE session_id = :id AND seq = :seq UNION ALL "
-            "SELECT pos FROM pruned_messages WHERE session_id = :id AND seq = :seq LIMIT 1",
-            {"id": session_id, "seq": min(max(anchor_seq, 0), MAX_INT)},
-        ).fetchone()
+    q = page_query(
+        before_seq, after_seq, include_pruned, session=":id", seq=":seq", pos=":pos", limit=":limit"
+    )
+    pos = q.start
+    if q.anchor is not None:
+        row = conn.execute(q.anchor_sql, {"id": session_id, "seq": q.anchor}).fetchone()
         if row is None:
             return []
         pos = float(row[0])
-    newer = before_seq is None and after_seq is not None
-    where = "session_id = :id AND pos " + (">" if newer else "<") + " :pos"
-    sql = f"SELECT pos, seq, tokens, entry, NULL FROM messages WHERE {where}"
-    if include_pruned:
-        sql += f" UNION ALL SELECT pos, seq, tokens, entry, pruned_by FROM pruned_messages WHERE {where}"
-    sql += " ORDER BY pos" + ("" if newer else " DESC") + " LIMIT :limit"
-    rows = conn.execute(sql, {"id": session_id, "pos": pos, "limit": limit}).fetchall()
-    if not newer:
+    rows = conn.execute(q.sql, {"id": session_id, "pos": pos, "limit": limit}).fetchall()
+    if not q.newer:
         rows.reverse()
     return [
         tombstone(loads(r[3]), r[1], r[2], r[4]) if r[4] else stored_message(loads(r[3]), r[1], r[2])
